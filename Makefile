@@ -1,0 +1,44 @@
+# Two commands for a fresh machine with Python 3.11: `make run`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export PLATFORM_HOME ?= $(CURDIR)/.platform
+export DAGSTER_HOME := $(PLATFORM_HOME)/dagster
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
+
+.PHONY: install run test ui bench clean manifest
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+# dagster-dbt reads the manifest when the definitions load; rebuilt only when the dbt project changes.
+$(MANIFEST): $(INSTALLED) $(DBT_SOURCES)
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
+	@touch $@
+
+manifest: $(MANIFEST)
+
+run: $(MANIFEST)
+	$(BIN)/python -m platform_assets run
+
+test: $(MANIFEST)
+	$(BIN)/python -m pytest -q
+
+ui: $(MANIFEST)
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c "from platform_assets.lib import settings; from platform_assets.lib.instance import ensure_dagster_home; from platform_assets.lib.paths import PlatformPaths; ensure_dagster_home(PlatformPaths(settings.current().home))"
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: $(MANIFEST)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf .platform dbt_project/target dbt_project/logs

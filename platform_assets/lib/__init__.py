@@ -1,0 +1,1 @@
+"""Shared code that is not an asset: settings, paths, table specs, rules, dbt wiring."""

@@ -1,0 +1,24 @@
+"""Resources and executor for the environment PLATFORM_ENV names (local or k8s)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from platform_assets.defs.ingestion.resources import RawSourceResource
+from platform_assets.lib import settings
+from platform_assets.lib.resources import PlatformPathsResource
+
+
+def platform_resources() -> dict[str, Any]:
+    current = settings.current()
+    return {
+        "platform": PlatformPathsResource(home=str(current.home)),
+        "raw_source": RawSourceResource(data_dir=os.environ.get("RAW_DATA_DIR") or None),
+    }
+
+
+def platform_executor() -> dg.ExecutorDefinition:
+    return dg.multiprocess_executor.configured({"max_concurrent": os.cpu_count() or 2})

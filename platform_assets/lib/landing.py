@@ -1,0 +1,90 @@
+"""The landing zone: immutable, content-addressed parquet copies of raw files.
+
+A landing file's name is derived from the source file's sha256 and the declared schema, so landing
+the same file twice writes nothing, and a changed source lands beside the old copy instead of
+replacing it. `CURRENT` in each folder names the copy validation reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from platform_assets.lib.paths import PlatformPaths
+from platform_assets.lib.raw_files import RawFile, RawFileError
+from platform_assets.lib.tables import TableSpec
+
+POINTER = "CURRENT"
+
+
+@dataclass(frozen=True)
+class Landed:
+    path: Path
+    rows: int
+    already_landed: bool
+
+
+def month_key() -> pl.Expr:
+    return pl.format("{}-{}", pl.col("year"), pl.col("month").cast(pl.String).str.zfill(2))
+
+
+def landing_id(raw: RawFile, spec: TableSpec) -> str:
+    fingerprint = f"{raw.sha256}|{sorted((c, str(t)) for c, t in spec.columns.items())}"
+    return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+
+
+def partition_rows(raw: RawFile, spec: TableSpec, partition: str | None) -> pl.DataFrame:
+    if partition is None:
+        return raw.frame
+    rows = raw.frame.filter(month_key() == partition)
+    if rows.height == 0:
+        raise RawFileError(raw.path, column="month", rule="partition has rows", detail=f"no rows for {partition}")
+    return rows
+
+
+def unroutable_rows(raw: RawFile, months: list[str]) -> pl.DataFrame:
+    """Rows whose year-month is unparseable or outside every partition: landed apart, never dropped."""
+    return raw.frame.filter(~month_key().is_in(months) | month_key().is_null())
+
+
+def land(paths: PlatformPaths, spec: TableSpec, raw: RawFile, rows: pl.DataFrame, folder: Path) -> Landed:
+    target = folder / f"{landing_id(raw, spec)}.parquet"
+    already = target.exists()
+    if not already:
+        lineage = rows.with_columns(
+            pl.lit(str(raw.path)).alias("_source_file"),
+            pl.lit(raw.sha256).alias("_source_sha256"),
+            pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
+        )
+        _write_new(lineage, target)
+    _point_to(folder, target.name)
+    return Landed(path=target, rows=rows.height, already_landed=already)
+
+
+def read_current(paths: PlatformPaths, table: str, partition: str | None) -> tuple[Path, pl.DataFrame]:
+    folder = paths.landing_dir(table, partition)
+    pointer = folder / POINTER
+    if not pointer.exists():
+        where = f"{table}[{partition}]" if partition else table
+        raise FileNotFoundError(f"no landed copy of {where} under {folder}: materialize raw_{table} first")
+    path = folder / pointer.read_text().strip()
+    return path, pl.read_parquet(path)
+
+
+def _write_new(frame: pl.DataFrame, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    frame.write_parquet(tmp, compression="zstd")
+    os.replace(tmp, target)
+    target.chmod(0o444)  # landing copies are never modified
+
+
+def _point_to(folder: Path, name: str) -> None:
+    tmp = folder / f".{POINTER}.tmp"
+    tmp.write_text(name + "\n")
+    os.replace(tmp, folder / POINTER)

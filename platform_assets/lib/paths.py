@@ -1,0 +1,79 @@
+"""Where every artefact lives under PLATFORM_HOME; deleting that folder resets the platform."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class PlatformPaths:
+    home: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def validated(self) -> Path:
+        return self.home / "lake" / "validated"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "lake" / "quarantine"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def warehouse_db(self) -> Path:
+        return self.warehouse_dir / "warehouse.duckdb"
+
+    @property
+    def feature_tables(self) -> Path:
+        return self.warehouse_dir / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    def landing_dir(self, table: str, partition: str | None = None) -> Path:
+        return _partitioned(self.landing / table, partition)
+
+    def validated_file(self, table: str, partition: str | None = None) -> Path:
+        return _partitioned(self.validated / table, partition) / "data.parquet"
+
+    def quarantine_file(self, table: str, partition: str | None = None) -> Path:
+        return _partitioned(self.quarantine / table, partition) / "data.parquet"
+
+
+def _partitioned(base: Path, partition: str | None) -> Path:
+    return base / f"month={partition}" if partition else base
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write next to the target and rename, so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

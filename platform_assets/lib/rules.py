@@ -1,0 +1,134 @@
+"""Row rules defined once as polars expressions, used two ways.
+
+`Contract.pandera_schema()` turns them into a `pandera.polars` schema: the documented contract and
+the oracle the tests compare against. `Contract.split()` evaluates every rule in one polars pass and
+routes failing rows to quarantine with the names of the rules they broke, which is what the
+validation assets run (pandera evaluates each check as its own query and reports failures as a long
+table, several times slower on a full month).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+
+from platform_assets.lib.tables import TableSpec
+
+CAST_RULE = "values_parse_as_declared_types"
+UNIQUE_RULE = "unique_key"
+
+
+class StructuralError(ValueError):
+    """The frame cannot be validated row by row: a column is missing or has the wrong type."""
+
+    def __init__(self, file: str, column: str, rule: str, detail: str):
+        self.file, self.column, self.rule, self.detail = file, column, rule, detail
+        super().__init__(f"file {file}, column '{column}': rule '{rule}' broken: {detail}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`passes` is True for rows that satisfy the rule; null counts as a pass (nullability is its own rule)."""
+
+    name: str
+    passes: pl.Expr
+    description: str
+    column: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Contract:
+    spec: TableSpec
+    rules: Sequence[Rule]
+    nullable: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def all_rules(self) -> list[Rule]:
+        """Declared rules plus those implied by the spec: not-null, parseable values, unique key."""
+        not_null = [
+            Rule(f"{c}_not_null", pl.col(c).is_not_null(), f"{c} is required", column=c)
+            for c in self.spec.columns
+            if c not in self.nullable
+        ]
+        implied = [
+            Rule(CAST_RULE, pl.col("_cast_errors").is_null(), "every value parses as its declared type"),
+            Rule(
+                UNIQUE_RULE,
+                ~pl.struct(list(self.spec.key)).is_duplicated(),
+                f"({', '.join(self.spec.key)}) is unique; every copy of a duplicated key is quarantined",
+            ),
+        ]
+        return not_null + list(self.rules) + implied
+
+    def check_structure(self, frame: pl.DataFrame, file: str) -> None:
+        for column, dtype in self.spec.columns.items():
+            if column not in frame.columns:
+                raise StructuralError(file, column, "required column", "column is missing")
+            if frame.schema[column] != dtype:
+                raise StructuralError(
+                    file, column, f"dtype {dtype}", f"found {frame.schema[column]}, cannot validate"
+                )
+
+    def split(self, frame: pl.DataFrame, file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(valid rows, quarantined rows with `_rules_failed`): every input row lands in exactly one."""
+        self.check_structure(frame, file)
+        rules = self.all_rules
+        failed = [(~r.passes).fill_null(False) for r in rules]
+        mask = frame.lazy().select(pl.any_horizontal(failed)).collect().to_series()
+        if not mask.any():
+            return frame, frame.clear().with_columns(pl.lit(None, pl.String()).alias("_rules_failed"))
+        # Reasons are only computed for the quarantined rows, but on the full frame because
+        # uniqueness depends on every row.
+        reasons = pl.concat_str(
+            [pl.when(f).then(pl.lit(r.name)) for r, f in zip(rules, failed)],
+            separator="; ",
+            ignore_nulls=True,
+        )
+        bad = frame.lazy().with_columns(reasons.alias("_rules_failed")).filter(mask).collect()
+        valid = frame.filter(~mask)
+        return valid, bad
+
+    def pandera_schema(self) -> pa.DataFrameSchema:
+        def as_check(rule: Rule) -> pa.Check:
+            return pa.Check(
+                lambda data, expr=rule.passes: data.lazyframe.select(expr.fill_null(True)),
+                name=rule.name,
+                error=rule.description,
+            )
+
+        declared = [r for r in self.rules]
+        columns = {
+            c: pa.Column(
+                dtype,
+                nullable=c in self.nullable,
+                checks=[as_check(r) for r in declared if r.column == c],
+            )
+            for c, dtype in self.spec.columns.items()
+        }
+        frame_checks = [as_check(r) for r in declared if r.column is None]
+        frame_checks.append(
+            as_check(Rule(CAST_RULE, pl.col("_cast_errors").is_null(), "values parse as declared"))
+        )
+        return pa.DataFrameSchema(
+            columns,
+            checks=frame_checks,
+            unique=list(self.spec.key),
+            strict=False,
+            name=self.spec.name,
+        )
+
+
+def rule_counts(quarantined: pl.DataFrame) -> Mapping[str, int]:
+    if quarantined.height == 0:
+        return {}
+    counts = (
+        quarantined.select(pl.col("_rules_failed").str.split("; ").alias("rule"))
+        .explode("rule")
+        .group_by("rule")
+        .len()
+        .sort("len", descending=True)
+    )
+    return dict(zip(counts["rule"].to_list(), counts["len"].to_list()))
