@@ -8,7 +8,10 @@ from typing import Any
 import dagster as dg
 
 from platform_assets.defs.ingestion.resources import RawSourceResource
+from dagster_dbt import DbtCliResource
+
 from platform_assets.lib import settings
+from platform_assets.lib.dbt import dbt_executable, dbt_project
 from platform_assets.lib.resources import PlatformPathsResource
 
 
@@ -17,6 +20,9 @@ def platform_resources() -> dict[str, Any]:
     return {
         "platform": PlatformPathsResource(home=str(current.home)),
         "raw_source": RawSourceResource(data_dir=os.environ.get("RAW_DATA_DIR") or None),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, target=current.dbt_target, dbt_executable=dbt_executable()
+        ),
     }
 
 

@@ -26,6 +26,11 @@ class PlatformSettings:
         home = Path(os.environ.get("PLATFORM_HOME") or REPO_ROOT / ".platform").expanduser()
         return cls(env=env, home=home.resolve())  # type: ignore[arg-type]
 
+    @property
+    def dbt_target(self) -> str:
+        """dbt profile output: the embedded DuckDB file locally, the shared warehouse on k8s."""
+        return self.env
+
     def export(self) -> None:
         """Make the resolved home visible to subprocesses (dbt, feast) that read it from env."""
         os.environ["PLATFORM_HOME"] = str(self.home)

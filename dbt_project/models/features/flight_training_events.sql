@@ -1,0 +1,32 @@
+with
+
+flights as (
+
+    select * from {{ ref('fct_flights') }}
+
+),
+
+final as (
+
+    select
+        flight_id,
+        sched_dep_ts as event_timestamp,
+        flight_month,
+        origin,
+        dest,
+        route,
+        carrier,
+        tailnum,
+        distance,
+        hour as sched_dep_hour,
+        -- ISO numbering, Monday = 1 to Sunday = 7, of the local scheduled date.
+        cast(isodow(make_date(year, month, day)) as integer) as sched_dep_dow,
+        arr_delay,
+        cast(is_delayed as integer) as is_delayed
+
+    from flights
+
+)
+
+select * from final
+order by event_timestamp, flight_id
