@@ -43,6 +43,16 @@ class PlatformPaths:
         return self.home / "feast"
 
     @property
+    def training_sets(self) -> Path:
+        return self.home / "features" / "training_sets"
+
+    def training_set_file(self, start_month: str, end_month: str) -> Path:
+        return self.training_sets / f"training_set_{start_month}_{end_month}.parquet"
+
+    def predictions_file(self, partition: str) -> Path:
+        return self.home / "lake" / "predictions" / f"month={partition}" / "data.parquet"
+
+    @property
     def mlflow_dir(self) -> Path:
         return self.home / "mlflow"
 
