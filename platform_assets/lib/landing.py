@@ -29,10 +29,6 @@ class Landed:
     already_landed: bool
 
 
-def month_key() -> pl.Expr:
-    return pl.format("{}-{}", pl.col("year"), pl.col("month").cast(pl.String).str.zfill(2))
-
-
 def landing_id(raw: RawFile, spec: TableSpec) -> str:
     fingerprint = f"{raw.sha256}|{sorted((c, str(t)) for c, t in spec.columns.items())}"
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
@@ -41,15 +37,16 @@ def landing_id(raw: RawFile, spec: TableSpec) -> str:
 def partition_rows(raw: RawFile, spec: TableSpec, partition: str | None) -> pl.DataFrame:
     if partition is None:
         return raw.frame
-    rows = raw.frame.filter(month_key() == partition)
-    if rows.height == 0:
+    rows = raw.by_month.get(partition)
+    if rows is None or rows.height == 0:
         raise RawFileError(raw.path, column="month", rule="partition has rows", detail=f"no rows for {partition}")
     return rows
 
 
 def unroutable_rows(raw: RawFile, months: list[str]) -> pl.DataFrame:
     """Rows whose year-month is unparseable or outside every partition: landed apart, never dropped."""
-    return raw.frame.filter(~month_key().is_in(months) | month_key().is_null())
+    stray = [part for key, part in raw.by_month.items() if key not in months]
+    return pl.concat(stray) if stray else raw.frame.clear()
 
 
 def land(paths: PlatformPaths, spec: TableSpec, raw: RawFile, rows: pl.DataFrame, folder: Path) -> Landed:

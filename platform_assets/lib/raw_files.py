@@ -7,7 +7,7 @@ import importlib.util
 import io
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -56,6 +56,14 @@ class RawFile:
     sha256: str
     frame: pl.DataFrame  # declared types + _cast_errors + _source_row
     extra_columns: tuple[str, ...]
+
+    @cached_property
+    def by_month(self) -> dict[str | None, pl.DataFrame]:
+        """Rows per 'YYYY-MM' key (None: year or month missing), split once however many months land."""
+        keyed = self.frame.with_columns(
+            pl.format("{}-{}", pl.col("year"), pl.col("month").cast(pl.String).str.zfill(2)).alias("__month")
+        )
+        return {key: part.drop("__month") for (key,), part in keyed.partition_by("__month", as_dict=True).items()}
 
 
 def read_raw(path: Path, spec: TableSpec) -> RawFile:

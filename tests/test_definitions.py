@@ -1,0 +1,65 @@
+import dagster as dg
+import pytest
+
+from platform_assets.definitions import defs
+from platform_assets.lib.settings import PlatformSettings
+
+GROUP_OF = {
+    "raw_flights": "ingestion",
+    "raw_weather": "ingestion",
+    "raw_planes": "ingestion",
+    "flights": "validation",
+    "weather": "validation",
+    "planes": "validation",
+    "stg_flights": "warehouse",
+    "fct_flights": "warehouse",
+    "feat_carrier_daily": "warehouse",
+}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_definitions_load() -> None:
+    dg.Definitions.validate_loadable(defs)
+
+
+@pytest.mark.parametrize("asset, group", sorted(GROUP_OF.items()))
+def test_assets_sit_in_their_design_group(graph, asset: str, group: str) -> None:
+    assert graph.get(dg.AssetKey(asset)).group_name == group
+
+
+def test_every_asset_has_a_description(graph) -> None:
+    undocumented = [k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).description]
+    assert undocumented == []
+
+
+def test_raw_to_feature_tables_is_one_connected_lineage(graph) -> None:
+    chain = ["raw_flights", "flights", "stg_flights", "fct_flights", "feat_carrier_daily"]
+    for parent, child in zip(chain, chain[1:]):
+        assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys, f"{parent} -> {child}"
+    for key in graph.get_all_asset_keys():
+        for parent in graph.get(key).parent_keys:
+            assert graph.get(parent).is_materializable, f"{key.to_user_string()} depends on external {parent}"
+
+
+def test_dbt_tests_are_asset_checks_on_their_models() -> None:
+    checks = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
+    assert ("fct_flights", "unique_fct_flights_flight_id") in checks
+    assert ("fct_flights", "not_null_fct_flights_flight_id") in checks
+    assert ("flights", "quarantine_share_within_limit") in checks
+
+
+def test_warehouse_writers_share_the_single_slot_pool() -> None:
+    [dbt_assets] = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey("fct_flights") in a.keys]
+    assert {node.pool for node in dbt_assets.node_def.iterate_node_defs()} == {"warehouse"}
+
+
+def test_platform_env_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLATFORM_ENV", "staging")
+    with pytest.raises(ValueError, match="PLATFORM_ENV must be one of local, k8s"):
+        PlatformSettings.from_env()
+    monkeypatch.setenv("PLATFORM_ENV", "k8s")
+    assert PlatformSettings.from_env().dbt_target == "k8s"
