@@ -12,6 +12,7 @@ from dagster_dbt import DbtCliResource
 
 from platform_assets.lib import settings
 from platform_assets.lib.dbt import dbt_executable, dbt_project
+from platform_assets.lib.k8s import k8s_executor
 from platform_assets.lib.resources import PlatformPathsResource
 
 
@@ -27,4 +28,7 @@ def platform_resources() -> dict[str, Any]:
 
 
 def platform_executor() -> dg.ExecutorDefinition:
+    """Each step in its own pod on k8s; subprocesses on one machine locally."""
+    if settings.PlatformSettings.from_env().env == "k8s":
+        return k8s_executor()
     return dg.multiprocess_executor.configured({"max_concurrent": os.cpu_count() or 2})

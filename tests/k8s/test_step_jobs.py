@@ -1,0 +1,144 @@
+"""The Kubernetes Jobs dagster-k8s builds for our steps, using its own job construction code.
+
+K8sStepHandler.launch_step merges the executor's container context with the step's
+`dagster-k8s/config` tag and calls `construct_dagster_k8s_job`; these tests do the same merge with
+the library's classes and stop where the Job would be sent to a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+
+from platform_assets.lib import k8s
+from platform_assets.lib.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
+
+from .kube_models import as_model, to_dict
+
+IMAGE = "registry.example.com/flight-platform:0.1.0"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+FAKE_KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+"""
+
+
+@pytest.fixture(scope="module")
+def run_launcher(tmp_path_factory: pytest.TempPathFactory) -> K8sRunLauncher:
+    """The run launcher deploy/dagster.yaml configures; the kubeconfig is read, never contacted."""
+    kubeconfig = tmp_path_factory.mktemp("kube") / "config"
+    kubeconfig.write_text(FAKE_KUBECONFIG)
+    config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_launcher"]["config"]
+    config = {**config, "job_namespace": "flight-platform", "load_incluster_config": False}
+    return K8sRunLauncher(
+        **config,
+        kubeconfig_file=str(kubeconfig),
+        instance_config_map="dagster-instance",
+        dagster_home="/opt/dagster/dagster_home",
+    )
+
+
+def build_step_job(run_launcher: K8sRunLauncher, step_key: str, step_tags: dict[str, Any]) -> dict[str, Any]:
+    exc = k8s_executor_config()
+    launcher_context = K8sContainerContext(
+        env_config_maps=run_launcher.env_config_maps,
+        env_secrets=run_launcher.env_secrets,
+        namespace=run_launcher.job_namespace,
+    )
+    executor_context = launcher_context.merge(K8sContainerContext(
+        env_config_maps=exc["env_config_maps"],
+        env_secrets=exc["env_secrets"],
+        namespace="flight-platform",
+        run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(exc["step_k8s_config"]),
+    ))
+    # Step tags reach the step handler as strings, as Dagster stores op tags.
+    as_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in step_tags.items()}
+    context = executor_context.merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(as_strings)))
+    job = construct_dagster_k8s_job(
+        job_config=context.get_k8s_job_config(IMAGE, run_launcher),
+        args=["dagster", "api", "execute_step"],
+        job_name=f"dagster-step-{step_key}",
+        pod_name=f"dagster-step-{step_key}",
+        component="step_worker",
+        user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/op": step_key},
+        env_vars=[{"name": "DAGSTER_RUN_STEP_KEY", "value": step_key}],
+    )
+    return to_dict(job)
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    [c] = job["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def training_tags() -> dict[str, Any]:
+    from platform_assets.definitions import defs
+
+    delay_model = defs.resolve_assets_def("delay_model")
+    return dict(delay_model.node_def.tags)
+
+
+def test_training_step_pod_asks_for_a_gpu_on_the_gpu_pool(run_launcher: K8sRunLauncher) -> None:
+    tags = {"dagster-k8s/config": gpu_step_k8s_config(GpuStepSettings())}
+    job = build_step_job(run_launcher, "delay_model", tags)
+    as_model(job, "V1Job")
+    c = container(job)
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert c["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert c["image"] == IMAGE
+    assert {"name": "DAGSTER_RUN_STEP_KEY", "value": "delay_model"} in c["env"]
+    assert {"secretRef": {"name": "flight-platform-secrets"}} in c["envFrom"]
+    assert {"configMapRef": {"name": "flight-platform-config"}} in c["envFrom"]
+
+
+def test_gpu_count_node_selector_and_tolerations_come_from_config(
+    run_launcher: K8sRunLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLATFORM_GPU_COUNT", "4")
+    monkeypatch.setenv("PLATFORM_GPU_NODE_SELECTOR", '{"pool": "a100"}')
+    monkeypatch.setenv("PLATFORM_GPU_TOLERATIONS", '[{"key": "gpu-only", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}]')
+    job = build_step_job(run_launcher, "delay_model", k8s.training_op_tags())
+    as_model(job, "V1Job")
+    assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "a100"}
+    assert pod["tolerations"][0]["key"] == "gpu-only"
+
+
+def test_bad_gpu_selector_config_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLATFORM_GPU_NODE_SELECTOR", "pool=a100")
+    with pytest.raises(ValueError, match="PLATFORM_GPU_NODE_SELECTOR must be JSON"):
+        GpuStepSettings.from_env()
+
+
+def test_cpu_step_gets_modest_cpu_only_resources(run_launcher: K8sRunLauncher) -> None:
+    job = build_step_job(run_launcher, "flights", {})
+    as_model(job, "V1Job")
+    c = container(job)
+    assert c["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+    assert "nodeSelector" not in job["spec"]["template"]["spec"]
+    assert {"secretRef": {"name": "flight-platform-secrets"}} in c["envFrom"]
+
+
+def test_k8s_mode_uses_the_k8s_job_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from platform_assets.lib.environment import platform_executor
+
+    monkeypatch.setenv("PLATFORM_ENV", "k8s")
+    assert platform_executor().name == "platform_k8s_executor"
+    monkeypatch.setenv("PLATFORM_ENV", "local")
+    assert platform_executor().name == "multiprocess"
