@@ -1,14 +1,23 @@
-"""`python -m platform_assets run`: materialize the asset graph on the local instance, month by month."""
+"""`python -m platform_assets run`: build 2013 on the local instance and replay it month by month.
+
+The first months train the first champion; every later month is ingested, validated, built into the
+warehouse and Feast, scored, compared with the champion's training data, and handed to the drift
+sensor, whose decision (the daemon's own code) launches the retraining run.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.lib import settings
+from platform_assets.lib import constants, settings
 from platform_assets.lib.instance import ensure_dagster_home
 from platform_assets.lib.partitions import monthly_partitions
 from platform_assets.lib.paths import PlatformPaths
@@ -17,35 +26,128 @@ from platform_assets.lib.paths import PlatformPaths
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _materialize(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, partition: str | None) -> dg.ExecuteInProcessResult:
-    job = defs.resolve_job_def(job_name)
-    return job.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=True, run_config=QUIET
-    )
+@contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Send everything runs print (dbt, Feast, MLflow; subprocesses too) to a log file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("a") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+class Runner:
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log: Path) -> None:
+        self.defs, self.instance, self.log = defs, instance, log
+
+    def __call__(
+        self, job_name: str, partition: str | None = None, run_config: dict | None = None,
+        tags: dict | None = None, raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        job = self.defs.resolve_job_def(job_name)
+        with output_to(self.log):
+            return job.execute_in_process(
+                instance=self.instance, partition_key=partition, raise_on_error=raise_on_error,
+                run_config={**QUIET, **(run_config or {})}, tags=tags,
+            )
+
+
+def step(label: str, started: float) -> None:
+    print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
 
 
 def run(months: Sequence[str]) -> None:
     current = settings.current()
     ensure_dagster_home(PlatformPaths(current.home))
+    from platform_assets.defs.monitoring.resources import RetrainPolicy
+    from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
     from platform_assets.definitions import defs  # after DAGSTER_HOME and PLATFORM_HOME are set
 
     instance = dg.DagsterInstance.get()
-    print(f"PLATFORM_HOME={current.home} (env {current.env})", flush=True)
+    log = current.home / "logs" / "make-run.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    runner = Runner(defs, instance, log)
+    policy = RetrainPolicy()
+    keys = list(months)
+    first_scored = constants.REPLAY_FIRST_SCORED_MONTH
+    initial = [m for m in keys if m < first_scored] + ([first_scored] if first_scored in keys else [])
+    print(f"PLATFORM_HOME={current.home} (env {current.env}); DAGSTER_HOME={instance.root_directory}")
+    print(f"dbt, Feast and MLflow output: {log}", flush=True)
     started = time.perf_counter()
+
     t0 = time.perf_counter()
-    _materialize(defs, instance, "reference_tables", None)
-    print(f"reference tables (planes, airports, airlines): {time.perf_counter() - t0:.1f}s", flush=True)
-    for month in months:
+    runner("reference_tables")
+    step("reference tables: planes, airports, airlines", t0)
+    for month in initial:
         t0 = time.perf_counter()
-        _materialize(defs, instance, "monthly_pipeline", month)
-        print(f"{month}: ingested, validated, warehouse built in {time.perf_counter() - t0:.1f}s", flush=True)
-    print(f"done in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs", flush=True)
+        runner("monthly_pipeline", month)
+        step(f"{month}: ingest, validate, dbt build, Feast online store", t0)
+    if first_scored not in keys:
+        print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")
+        return
+
+    t0 = time.perf_counter()
+    first = runner("train_and_promote", raise_on_error=False)
+    step(f"first champion: train {constants.TRAINING_SET_START_MONTH}..{constants.TRAINING_SET_END_MONTH}, gate on {first_scored}", t0)
+    if not first.success:
+        raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
+
+    cursor: str | None = None
+    print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  sensor", flush=True)
+    for month in keys[keys.index(first_scored):]:
+        if month not in initial:
+            runner("monthly_pipeline", month)
+        runner("monthly_scoring", month)
+        report = _latest_report(instance, month)
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
+        with output_to(log):
+            result = evaluate_drift_reports(context, policy)
+        requests = result.run_requests if isinstance(result, dg.SensorResult) else []
+        cursor = result.cursor if isinstance(result, dg.SensorResult) else cursor
+        decision = "retrain" if requests else "skip"
+        print(
+            f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  {decision}",
+            flush=True,
+        )
+        for request in requests or []:
+            outcome = runner(
+                "train_and_promote", run_config=request.run_config,
+                tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=False,
+            )
+            print(f"{'':<8} retrained on {request.run_config['ops']['training_set']['config']}: "
+                  f"{'promoted' if outcome.success else 'gate kept the champion'}", flush=True)
+
+    t0 = time.perf_counter()
+    summary = runner("replay_summary_job")
+    step("replay summary (frozen and monthly-retrain policies computed)", t0)
+    event = summary.get_asset_materialization_events()[0].materialization
+    print("\n" + event.metadata["table"].value)
+    for key in ("retrains_drift_policy", "retrains_monthly_policy", "mean_auc_drift_policy", "mean_auc_frozen", "mean_auc_monthly"):
+        print(f"{key}: {event.metadata[key].value}")
+    print(f"\ndone in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs, reports and sensor ticks", flush=True)
+
+
+def _latest_report(instance: dg.DagsterInstance, month: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[month]), limit=1
+    ).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform_assets")
     sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = sub.add_parser("run", help="materialize every asset for every month")
+    run_parser = sub.add_parser("run", help="materialize every asset for every month and replay 2013")
     run_parser.add_argument(
         "--months", nargs="*", default=monthly_partitions.get_partition_keys(), help="YYYY-MM keys"
     )

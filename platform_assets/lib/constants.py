@@ -1,3 +1,39 @@
 """Defaults of every knob, in one place; the dg.Config classes document them."""
 
 MAX_QUARANTINE_SHARE = 0.01
+
+# Training (delay_model): the network's hyperparameters; its window defaults to TRAINING_SET_*_MONTH.
+TRAIN_HIDDEN_SIZES = (128, 64)
+TRAIN_DROPOUT = 0.3
+TRAIN_LEARNING_RATE = 2e-3
+TRAIN_WEIGHT_DECAY = 1e-2
+TRAIN_BATCH_SIZE = 2048
+TRAIN_MAX_EPOCHS = 30
+TRAIN_PATIENCE = 3
+TRAIN_VALIDATION_DAYS = 14
+TRAIN_SEED = 13
+SEARCH_TRIALS = 4
+
+# Registry and promotion gate.
+MODEL_NAME = "flight_delay_model"
+MLFLOW_EXPERIMENT = "flight_delay"
+HOLDOUT_MONTHS = 1
+PROMOTION_MIN_AUC_GAIN = 0.0
+BASELINE_MIN_AUC = 0.5
+
+# Features (Feast): the service the model reads, the pool guarding the registry and SQLite
+# online store, the configuration file in feature_repo/, and the training-set window.
+FEATURE_SERVICE = "delay_model_v1"
+FEAST_POOL = "feast"
+FEATURE_STORE_YAML = "feature_store.yaml"
+TRAINING_SET_START_MONTH = "2013-01"
+TRAINING_SET_END_MONTH = "2013-04"
+
+# Monitoring: drift reports and the retraining policy the drift sensor applies.
+DRIFT_SAMPLE_ROWS = 5000
+DRIFT_SHARE_THRESHOLD = 0.5
+AUC_DROP_THRESHOLD = 0.02
+RETRAIN_WINDOW_MONTHS = 4
+# The replay of 2013: the first champion trains on TRAINING_SET_*_MONTH and is gated on the next month;
+# scoring, drift reports and the sensor's decisions run from that month on.
+REPLAY_FIRST_SCORED_MONTH = "2013-05"

@@ -60,6 +60,9 @@ class PlatformPaths:
     def reports(self) -> Path:
         return self.home / "reports"
 
+    def drift_report_dir(self, partition: str) -> Path:
+        return self.reports / "drift" / f"month={partition}"
+
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"

@@ -1,0 +1,241 @@
+"""Training throughput: the asset's training function next to a bare torch loop over the same tensors.
+
+    .venv/bin/python benchmarks/training.py [--device cpu|cuda|auto] [--training-set PATH] [--rows N]
+
+Both sides train the same network from the same seed on the same device-resident tensors with the
+same batch size (and bf16 autocast on CUDA). The platform side is `platform_assets.lib.model.train_loop`
+as `delay_model` runs it: validation pass, early-stopping bookkeeping and per-epoch MLflow logging
+included. The MLflow share is the time spent in the per-epoch logging callback over the epoch time.
+Without --training-set a synthetic frame with the training set's columns is generated in memory.
+
+On a GPU machine with only a torch stack (no polars, no MLflow), prepare the tensors here and carry
+them over: `--training-set X.parquet --export-tensors t.npz` here, `--tensors t.npz --device cuda` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from platform_assets.lib.torch_model import (  # noqa: E402  (torch only: runs on a bare GPU image)
+    DelayNet,
+    Tensors,
+    TrainParams,
+    _autocast,
+    configure_threads,
+    resolve_device,
+    seed_everything,
+    train_tensors,
+)
+
+NUMERIC = (
+    "distance",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+    "carrier_flights_7d",
+    "carrier_delay_rate_7d",
+    "carrier_mean_arr_delay_7d",
+    "carrier_flights_28d",
+    "carrier_delay_rate_28d",
+    "route_flights_28d",
+    "route_delay_rate_28d",
+    "route_mean_arr_delay_28d",
+    "plane_age_years",
+    "plane_seats",
+    "plane_engines",
+)
+
+
+def synthetic_frame(rows: int, seed: int = 0):
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2013-01-01T00:00:00", "us")
+    seconds = np.sort(rng.integers(0, 150 * 86400, rows))
+    frame = {name: rng.normal(size=rows) for name in NUMERIC}
+    frame["wind_gust"] = np.where(rng.random(rows) < 0.7, np.nan, frame["wind_gust"])
+    logit = -1.3 + 0.8 * frame["precip"] + 0.5 * frame["carrier_delay_rate_7d"]
+    return pl.DataFrame(
+        {
+            "flight_id": np.arange(rows).astype(str),
+            "event_timestamp": pl.Series(
+                start + (seconds * 1_000_000).astype("timedelta64[us]")
+            ).dt.replace_time_zone("UTC"),
+            "origin": rng.choice(["EWR", "JFK", "LGA"], rows),
+            "dest": rng.choice([f"D{i:02d}" for i in range(100)], rows),
+            "carrier": rng.choice([f"C{i}" for i in range(16)], rows),
+            "sched_dep_hour": rng.integers(5, 24, rows),
+            "sched_dep_dow": rng.integers(1, 8, rows),
+            **frame,
+            "is_delayed": (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int32),
+        }
+    ).with_columns(pl.col(c).fill_nan(None) for c in NUMERIC)
+
+
+def bare_loop(
+    train: Tensors, model: nn.Module, params: TrainParams, device: torch.device, epochs: int
+) -> float:
+    """The least a training loop can do: shuffle, forward, backward, step. Returns samples/s."""
+    seed_everything(params.seed)
+    amp = params.mixed_precision and device.type == "cuda"
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
+    )
+    loss_fn = nn.BCEWithLogitsLoss()
+    data = train.to(device)
+    generator = torch.Generator().manual_seed(params.seed)
+    n = len(data)
+    model.train()
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, params.batch_size):
+            idx = order[start : start + params.batch_size]
+            with _autocast(device, amp):
+                logits = model(data.numeric[idx], data.categorical[idx])
+            loss = loss_fn(logits.float(), data.label[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    _sync(device)
+    return n * epochs / (time.perf_counter() - started)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def mlflow_callback(tmp: Path):
+    try:
+        import mlflow
+    except ImportError:
+        print("mlflow is not installed here: the platform side runs without per-epoch logging")
+        return None, None
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
+    run = mlflow.start_run(experiment_id=experiment)
+
+    def log(epoch: int, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics(metrics, step=epoch)
+
+    return log, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--training-set", type=Path, help="a training-set parquet (default: synthetic)"
+    )
+    parser.add_argument("--rows", type=int, default=120_000, help="synthetic rows")
+    parser.add_argument("--tensors", type=Path, help="prepared tensors (.npz from --export-tensors)")
+    parser.add_argument("--export-tensors", type=Path, help="write the prepared tensors here and stop")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=TrainParams().batch_size)
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    threads = configure_threads()
+    # patience > epochs: both sides run exactly `epochs` epochs.
+    params = replace(
+        TrainParams(),
+        device=str(device),
+        max_epochs=args.epochs,
+        patience=args.epochs + 1,
+        batch_size=args.batch_size,
+    )
+    if args.tensors:
+        train, valid, n_numeric, cardinalities = load_tensors(args.tensors)
+    else:
+        import polars as pl
+
+        from platform_assets.lib.model import prepare
+
+        frame = pl.read_parquet(args.training_set) if args.training_set else synthetic_frame(args.rows)
+        preprocessor, train, valid, _ = prepare(frame, params)
+        n_numeric, cardinalities = preprocessor.n_inputs, preprocessor.cardinalities
+        if args.export_tensors:
+            save_tensors(args.export_tensors, train, valid, n_numeric, cardinalities)
+            print(f"wrote {args.export_tensors}: {len(train)} train / {len(valid)} validation rows")
+            return
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{threads} threads'}), "
+        f"torch {torch.__version__}, {len(train)} train / {len(valid)} validation rows, batch {params.batch_size}, "
+        f"{args.epochs} epochs, bf16 autocast {'on' if device.type == 'cuda' and params.mixed_precision else 'off'}"
+    )
+
+    def new_model() -> DelayNet:
+        return DelayNet(n_numeric, cardinalities, params.hidden_sizes, params.dropout).to(device)
+
+    # Warm-up (allocator, kernels) so neither side pays first-use costs.
+    bare_loop(
+        Tensors(train.numeric[:20_000], train.categorical[:20_000], train.label[:20_000]),
+        new_model(), params, device, 1,
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        callback, run = mlflow_callback(Path(tmp))
+        result = train_tensors(train, valid, n_numeric, cardinalities, params, on_epoch_end=callback)
+        if run is not None:
+            import mlflow
+
+            mlflow.end_run()
+    seed_everything(params.seed)
+    bare = bare_loop(train, new_model(), params, device, args.epochs)
+    platform = result.samples_trained / result.loop_seconds
+    epoch_time = sum(result.epoch_seconds)
+    print(
+        f"platform train loop : {platform:12,.0f} samples/s  ({len(result.history)} epochs, {epoch_time:.2f}s, "
+        f"validation pass + early stopping + MLflow logging included)"
+    )
+    print(f"bare torch loop     : {bare:12,.0f} samples/s")
+    print(f"ratio               : {platform / bare:.2f}x  (goal >= 0.8x)")
+    print(
+        f"MLflow logging      : {result.callback_seconds * 1000:.1f} ms over {len(result.history)} epochs = "
+        f"{result.callback_seconds / epoch_time:.2%} of epoch time  (goal <= 5%)"
+    )
+    print(f"final val_auc       : {result.history[-1]['val_auc']:.4f}")
+
+
+def save_tensors(path: Path, train: Tensors, valid: Tensors, n_numeric: int, cardinalities: list[int]) -> None:
+    np.savez_compressed(
+        path,
+        **{f"{side}_{part}": getattr(data, part).numpy() for side, data in (("train", train), ("valid", valid))
+           for part in ("numeric", "categorical", "label")},
+        n_numeric=np.array(n_numeric),
+        cardinalities=np.array(cardinalities),
+    )
+
+
+def load_tensors(path: Path) -> tuple[Tensors, Tensors, int, list[int]]:
+    z = np.load(path)
+    sides = [
+        Tensors(*(torch.from_numpy(z[f"{side}_{part}"]) for part in ("numeric", "categorical", "label")))
+        for side in ("train", "valid")
+    ]
+    return sides[0], sides[1], int(z["n_numeric"]), [int(c) for c in z["cardinalities"]]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Feature store group: Feast registry, online store and point-in-time training sets."""

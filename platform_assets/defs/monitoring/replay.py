@@ -1,0 +1,158 @@
+"""The replay's outcome as an asset: the drift-triggered policy that ran, next to two it did not."""
+
+from dataclasses import replace
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from platform_assets.defs.monitoring.resources import RetrainPolicy
+from platform_assets.defs.training.evaluation import predict_version
+from platform_assets.lib import constants
+from platform_assets.lib.drift import PREDICTION, TARGET
+from platform_assets.lib.model import TrainParams, fit, predict_proba, rank_auc
+from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.lib.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.lib.resources import PlatformPathsResource
+
+
+class ReplayConfig(dg.Config):
+    first_month: str = Field(
+        default=constants.REPLAY_FIRST_SCORED_MONTH,
+        description="First month the champion scored; earlier months trained the first champion.",
+    )
+
+
+def scored_months(paths: PlatformPaths, first: str) -> list[str]:
+    keys = monthly_partitions.get_partition_keys()
+    return [m for m in keys[keys.index(first):] if paths.predictions_file(m).exists()]
+
+
+def labelled_rows(paths: PlatformPaths, month: str) -> pl.DataFrame:
+    return pl.read_parquet(paths.predictions_file(month)).filter(pl.col(TARGET).is_not_null())
+
+
+def month_features(paths: PlatformPaths, initial_set: pl.DataFrame, month: str) -> pl.DataFrame:
+    """Point-in-time features + label of a month: the first training set, or the prediction log."""
+    columns = initial_set.columns
+    if paths.predictions_file(month).exists():
+        return labelled_rows(paths, month).select(columns).cast(initial_set.schema)
+    return initial_set.filter(pl.col("flight_month") == month)
+
+
+def latest_report(instance: dg.DagsterInstance, month: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[month]), limit=1
+    ).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else {}
+
+
+def retrain_outcome(instance: dg.DagsterInstance, month: str) -> tuple[bool, bool]:
+    """(did the drift sensor retrain on this month's report, did the candidate pass the gate)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"platform/drift_report_month": month}))
+    if not runs:
+        return False, False
+    run_ids = {run.run_id for run in runs}
+    # champion materializes only when the blocking gate passed.
+    champions = instance.fetch_materializations(dg.AssetKey("champion"), limit=100).records
+    return True, any(record.event_log_entry.run_id in run_ids for record in champions)
+
+
+def plot(table: pl.DataFrame, target) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    months = table["month"].to_list()
+    for column, label in (("auc_drift_policy", "drift-triggered"), ("auc_frozen", "frozen first model"), ("auc_monthly", "retrain every month")):
+        ax.plot(months, table[column].to_list(), marker="o", label=label)
+    for i, retrained in enumerate(table["retrained"].to_list()):
+        if retrained:
+            ax.axvline(i, color="grey", alpha=0.25)
+    ax.set_ylabel("AUC of the model scoring the month")
+    ax.set_title("2013 replay (grey: drift sensor retrained after this month's report)")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+@dg.asset(group_name="monitoring", deps=["drift_report", "champion"], kinds={"polars", "matplotlib"})
+def replay_summary(
+    context: dg.AssetExecutionContext,
+    config: ReplayConfig,
+    platform: PlatformPathsResource,
+    retrain_policy: RetrainPolicy,
+) -> dg.MaterializeResult:
+    """Replay table per month: drift share, retrained?, champion version and AUC, vs frozen and monthly retraining."""
+    paths = platform.paths
+    months = scored_months(paths, config.first_month)
+    if not months:
+        raise dg.Failure(f"no scored months from {config.first_month}: run the replay (make run) first")
+    first_scores = pl.read_parquet(paths.predictions_file(months[0]))
+    first_version = first_scores["model_version"][0]
+    initial_window = first_scores["training_window"][0].split("..")
+    initial_set = pl.read_parquet(paths.training_set_file(*initial_window))
+    params = replace(TrainParams(), device="cpu")
+
+    rows = []
+    for month in months:
+        scored = labelled_rows(paths, month)
+        y = scored[TARGET].to_numpy()
+        features = month_features(paths, initial_set, month).to_pandas()
+        frozen = predict_version(constants.MODEL_NAME, first_version, features)
+        window = retrain_policy.training_window(month)
+        if window is None:
+            raise dg.Failure(f"no {retrain_policy.window_months}-month window before {month}")
+        keys = monthly_partitions.get_partition_keys()
+        train_months = keys[keys.index(window[0]) : keys.index(window[1]) + 1]
+        train = pl.concat([month_features(paths, initial_set, m) for m in train_months])
+        monthly = fit(train, params)
+        report = latest_report(context.instance, month)
+        retrained, promoted = retrain_outcome(context.instance, month)
+        rows.append(
+            {
+                "month": month,
+                "drift_share": report.get("drift_share"),
+                "auc_drop": report.get("auc_drop"),
+                "retrained": retrained,
+                "promoted": promoted,
+                "champion_version": scored["model_version"][0],
+                "auc_drift_policy": rank_auc(y, scored[PREDICTION].to_numpy()),
+                "auc_frozen": rank_auc(y, frozen),
+                "auc_monthly": rank_auc(y, predict_proba(monthly.model, monthly.preprocessor, features)),
+                "rows": len(y),
+            }
+        )
+        context.log.info(f"{rows[-1]}")
+    table = pl.DataFrame(rows)
+    folder = paths.reports / "replay"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(table, folder / "replay.parquet")
+    table.write_csv(folder / "replay.csv")
+    plot(table, folder / "replay.png")
+    means = {c: float(np.mean(table[c].to_numpy())) for c in ("auc_drift_policy", "auc_frozen", "auc_monthly")}
+    return dg.MaterializeResult(
+        metadata={
+            "table": dg.MetadataValue.md(markdown(table)),
+            "plot": dg.MetadataValue.path(str(folder / "replay.png")),
+            "csv": dg.MetadataValue.path(str(folder / "replay.csv")),
+            "retrains_drift_policy": int(table["retrained"].sum()),
+            "promotions_drift_policy": int(table["promoted"].sum()),
+            "retrains_monthly_policy": table.height,
+            "mean_auc_drift_policy": means["auc_drift_policy"],
+            "mean_auc_frozen": means["auc_frozen"],
+            "mean_auc_monthly": means["auc_monthly"],
+        }
+    )
+
+
+def markdown(table: pl.DataFrame) -> str:
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * table.width + "\n"
+    def cell(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+    return header + "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in table.iter_rows())

@@ -1,0 +1,65 @@
+"""The retraining policy the drift sensor applies, configurable like any resource."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+from pydantic import Field
+
+from platform_assets.lib import constants
+from platform_assets.lib.partitions import monthly_partitions
+
+
+@dataclass(frozen=True)
+class Decision:
+    retrain: bool
+    reason: str
+
+
+class RetrainPolicy(dg.ConfigurableResource):
+    """When a drift report should trigger retraining, and on which trailing window."""
+
+    drift_share_threshold: float = Field(
+        default=constants.DRIFT_SHARE_THRESHOLD,
+        description="Retrain when at least this share of the model's features drifted.",
+    )
+    auc_drop_threshold: float = Field(
+        default=constants.AUC_DROP_THRESHOLD,
+        description="Retrain when the month's AUC is this far below the champion's held-out AUC.",
+    )
+    window_months: int = Field(
+        default=constants.RETRAIN_WINDOW_MONTHS,
+        description="Months of training data before the report's month; the report's month is the held-out gate.",
+    )
+
+    def decide(self, metadata: dict, month: str) -> Decision:
+        share, drop = metadata.get("drift_share"), metadata.get("auc_drop")
+        facts = f"drift share {share:.2f}" + (f", AUC drop {drop:+.3f}" if drop is not None else "")
+        window = self.training_window(month)
+        if window is None:
+            return Decision(False, f"{month}: {facts}; fewer than {self.window_months} earlier months to retrain on")
+        if metadata.get("reference_window") == f"{window[0]}..{window[1]}":
+            return Decision(False, f"{month}: {facts}; the champion already trained on {window[0]}..{window[1]}")
+        if share is not None and share >= self.drift_share_threshold:
+            return Decision(True, f"{month}: {facts} >= {self.drift_share_threshold:.2f} drift share")
+        if drop is not None and drop >= self.auc_drop_threshold:
+            return Decision(True, f"{month}: {facts} >= {self.auc_drop_threshold:.3f} AUC drop")
+        return Decision(
+            False,
+            f"{month}: {facts} below thresholds ({self.drift_share_threshold:.2f} share, {self.auc_drop_threshold:.3f} AUC drop)",
+        )
+
+    def training_window(self, month: str) -> tuple[str, str] | None:
+        keys = monthly_partitions.get_partition_keys()
+        i = keys.index(month)
+        if i < self.window_months:
+            return None
+        return keys[i - self.window_months], keys[i - 1]
+
+    def run_config(self, month: str) -> dict:
+        """Train on the months before `month`; model_evaluation holds out the next month, `month` itself."""
+        window = self.training_window(month)
+        if window is None:
+            raise ValueError(f"no full {self.window_months}-month window before {month}")
+        start, end = window
+        span = {"start_month": start, "end_month": end}
+        return {"ops": {"training_set": {"config": span}, "delay_model": {"config": span}}}

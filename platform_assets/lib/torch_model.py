@@ -1,0 +1,260 @@
+"""The delay network and its training loop on tensors: torch, numpy and scikit-learn only.
+
+Kept apart from the dataframe preprocessing (lib/model.py) so a GPU machine with only a torch stack
+can run the exact training code (benchmarks/training.py --tensors).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from platform_assets.lib import constants
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class DelayNet(nn.Module):
+    """Embeddings for categories, concatenated with numerics, through an MLP to one logit."""
+
+    def __init__(
+        self, n_numeric: int, cardinalities: Sequence[int], hidden: Sequence[int], dropout: float
+    ) -> None:
+        super().__init__()
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(n, min(16, (n + 1) // 2 + 1)) for n in cardinalities
+        )
+        width = n_numeric + sum(e.embedding_dim for e in self.embeddings)
+        layers: list[nn.Module] = []
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        parts = [numeric, *(emb(categorical[:, i]) for i, emb in enumerate(self.embeddings))]
+        return self.mlp(torch.cat(parts, dim=1)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    hidden_sizes: tuple[int, ...] = constants.TRAIN_HIDDEN_SIZES
+    dropout: float = constants.TRAIN_DROPOUT
+    learning_rate: float = constants.TRAIN_LEARNING_RATE
+    weight_decay: float = constants.TRAIN_WEIGHT_DECAY
+    batch_size: int = constants.TRAIN_BATCH_SIZE
+    max_epochs: int = constants.TRAIN_MAX_EPOCHS
+    patience: int = constants.TRAIN_PATIENCE
+    validation_days: int = constants.TRAIN_VALIDATION_DAYS
+    seed: int = constants.TRAIN_SEED
+    device: str = "auto"
+    mixed_precision: bool = True
+
+    def as_mlflow_params(self) -> dict[str, Any]:
+        params = asdict(self)
+        params["hidden_sizes"] = ",".join(map(str, self.hidden_sizes))
+        return params
+
+
+@dataclass
+class Tensors:
+    numeric: torch.Tensor
+    categorical: torch.Tensor
+    label: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def to(self, device: torch.device) -> Tensors:
+        return Tensors(self.numeric.to(device), self.categorical.to(device), self.label.to(device))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def configure_threads() -> int:
+    """Small batches gain nothing past a few threads, and the cores are shared with other steps."""
+    threads = max(1, min(4, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    # bf16 on CUDA only: the CPU path stays in float32 so its numbers are unchanged.
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
+    )
+
+
+@torch.no_grad()
+def predict_logits(
+    model: DelayNet, data: Tensors, batch_size: int = 65536, amp: bool = False
+) -> torch.Tensor:
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(data), batch_size):
+        with _autocast(device, amp):
+            out.append(
+                model(
+                    data.numeric[start : start + batch_size],
+                    data.categorical[start : start + batch_size],
+                ).float()
+            )
+    return torch.cat(out) if out else torch.zeros(0, device=device)
+
+
+def rank_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC from average ranks (Mann-Whitney); numpy only, so the epoch loop wakes no extra thread pools."""
+    y = np.asarray(y_true) > 0.5
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    ranks = average_rank[inverse]
+    return float((ranks[y].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def binary_metrics(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, float]:
+    """AUC, log loss, Brier score and expected calibration error of probabilities."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.clip(np.asarray(proba, dtype=np.float64), 1e-7, 1 - 1e-7)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece = sum(
+        abs(y[which == b].mean() - p[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    )
+    return {
+        "auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "brier": float(np.mean((p - y) ** 2)),
+        "ece": float(ece),
+        "rows": float(len(y)),
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+    }
+
+
+def reliability_table(
+    y_true: np.ndarray, proba: np.ndarray, bins: int = 10
+) -> list[dict[str, float]]:
+    y, p = np.asarray(y_true, float), np.asarray(proba, float)
+    which = np.clip(np.digitize(p, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
+    return [
+        {
+            "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+            "rows": int((which == b).sum()),
+            "mean_predicted": round(float(p[which == b].mean()), 4),
+            "observed_rate": round(float(y[which == b].mean()), 4),
+        }
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
+@dataclass
+class LoopResult:
+    model: DelayNet
+    device: str
+    history: list[dict[str, float]]
+    best_epoch: int
+    samples_trained: int
+    loop_seconds: float
+    callback_seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def train_tensors(
+    train: Tensors,
+    valid: Tensors,
+    n_numeric: int,
+    cardinalities: Sequence[int],
+    params: TrainParams,
+    on_epoch_end: EpochCallback | None = None,
+) -> LoopResult:
+    """Mini-batch AdamW with early stopping on validation loss; keeps the best epoch's weights."""
+    device = resolve_device(params.device)
+    configure_threads()
+    seed_everything(params.seed)
+    amp = params.mixed_precision and device.type == "cuda"
+    model = DelayNet(n_numeric, cardinalities, params.hidden_sizes, params.dropout).to(device)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
+    )
+    loss_fn = nn.BCEWithLogitsLoss()
+    train_d, valid_d = train.to(device), valid.to(device)
+    generator = torch.Generator().manual_seed(params.seed)
+    history: list[dict[str, float]] = []
+    epoch_seconds: list[float] = []
+    best_loss, best_epoch, best_state, stale = math.inf, 0, copy.deepcopy(model.state_dict()), 0
+    callback_seconds, samples = 0.0, 0
+    n = len(train_d)
+    started = time.perf_counter()
+    for epoch in range(1, params.max_epochs + 1):
+        epoch_started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for start in range(0, n, params.batch_size):
+            idx = order[start : start + params.batch_size]
+            with _autocast(device, amp):
+                logits = model(train_d.numeric[idx], train_d.categorical[idx])
+            loss = loss_fn(logits.float(), train_d.label[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.detach() * len(idx)
+        samples += n
+        val_logits = predict_logits(model, valid_d, amp=amp)
+        val_loss = float(loss_fn(val_logits, valid_d.label))
+        val_auc = rank_auc(valid.label.numpy(), val_logits.float().cpu().numpy())
+        metrics = {"train_loss": float(total) / n, "val_loss": val_loss, "val_auc": val_auc}
+        history.append({"epoch": epoch, **metrics})
+        if val_loss < best_loss - 1e-5:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if on_epoch_end is not None:
+            t0 = time.perf_counter()
+            on_epoch_end(epoch, metrics)
+            callback_seconds += time.perf_counter() - t0
+        epoch_seconds.append(time.perf_counter() - epoch_started)
+        if stale >= params.patience:
+            break
+    loop_seconds = time.perf_counter() - started
+    model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    return LoopResult(
+        model=model,
+        device=str(device),
+        history=history,
+        best_epoch=best_epoch,
+        samples_trained=samples,
+        loop_seconds=loop_seconds,
+        callback_seconds=callback_seconds,
+        epoch_seconds=epoch_seconds,
+    )

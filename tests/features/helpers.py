@@ -1,0 +1,34 @@
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets.defs.features.assets import feast_registry, online_features, training_set
+
+FEATURE_ASSETS = [feast_registry, online_features, training_set]
+
+
+def materialize(
+    name: str, resources: dict, partition: str | None = None, run_config: dict | None = None, **kwargs
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        FEATURE_ASSETS,
+        selection=[name],
+        partition_key=partition,
+        resources=resources,
+        run_config=run_config,
+        **kwargs,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def training_window(start: str, end: str) -> dict:
+    return {"ops": {"training_set": {"config": {"start_month": start, "end_month": end}}}}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

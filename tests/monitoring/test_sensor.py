@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.defs.monitoring.resources import RetrainPolicy
+from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
+
+from . import sensor_defs
+
+
+def report(instance: dg.DagsterInstance, month: str, drift_share: float, auc_drop: float = 0.0) -> None:
+    dg.materialize(
+        [sensor_defs.drift_report], instance=instance, partition_key=month,
+        run_config={"ops": {"drift_report": {"config": {"drift_share": drift_share, "auc_drop": auc_drop}}}},
+    )
+
+
+def evaluate(instance: dg.DagsterInstance, cursor: str | None, policy: RetrainPolicy | None = None):
+    policy = policy or RetrainPolicy()
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
+    return evaluate_drift_reports(context, policy)
+
+
+def test_drifted_month_requests_one_retrain_on_the_trailing_window() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        report(instance, "2013-07", drift_share=0.8)
+        result = evaluate(instance, None)
+        [request] = result.run_requests
+        assert request.run_key.startswith("drift-retrain-2013-07-")
+        window = {"start_month": "2013-03", "end_month": "2013-06"}
+        assert request.run_config["ops"]["training_set"]["config"] == window
+        assert request.run_config["ops"]["delay_model"]["config"] == window
+        assert request.tags["platform/drift_report_month"] == "2013-07"
+
+
+def test_stable_month_is_skipped_with_the_reason() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        report(instance, "2013-08", drift_share=0.1, auc_drop=0.005)
+        result = evaluate(instance, None)
+        assert result.run_requests == []
+        assert "below thresholds" in result.skip_reason.skip_message
+        assert "drift share 0.10" in result.skip_reason.skip_message
+
+
+def test_auc_drop_alone_triggers_a_retrain() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        report(instance, "2013-09", drift_share=0.0, auc_drop=0.05)
+        assert len(evaluate(instance, None).run_requests) == 1
+
+
+def test_thresholds_are_configurable() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        report(instance, "2013-09", drift_share=0.3)
+        assert evaluate(instance, None).run_requests == []
+        assert len(evaluate(instance, None, RetrainPolicy(drift_share_threshold=0.25)).run_requests) == 1
+
+
+def test_month_without_a_full_window_before_it_never_retrains() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        report(instance, "2013-03", drift_share=0.9)
+        result = evaluate(instance, None)
+        assert result.run_requests == []
+        assert "fewer than 4 earlier months" in result.skip_reason.skip_message
+
+
+def test_a_report_is_read_once_and_the_cursor_moves_past_it() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        report(instance, "2013-07", drift_share=0.8)
+        first = evaluate(instance, None)
+        again = evaluate(instance, None)  # a daemon that lost its cursor sees the same run key
+        assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]
+        after = evaluate(instance, first.cursor)
+        assert isinstance(after, dg.SkipReason) and "no drift report" in after.skip_message
+        report(instance, "2013-08", drift_share=0.9)
+        newer = evaluate(instance, first.cursor)
+        assert [r.tags["platform/drift_report_month"] for r in newer.run_requests] == ["2013-08"]
+
+
+def _runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return instance.get_runs(filters=dg.RunsFilter(job_name="train_and_promote"))
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _daemon(home: Path, workspace: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)],
+        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _stop(daemon: subprocess.Popen) -> None:
+    daemon.terminate()
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+
+
+@pytest.mark.e2e
+def test_daemon_launches_one_retrain_per_report_across_a_restart(tmp_path: Path) -> None:
+    home, markers = tmp_path / "dagster_home", tmp_path / "markers"
+    home.mkdir()
+    markers.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_file:\n"
+        f"      relative_path: {Path(sensor_defs.__file__)}\n"
+        f"      working_directory: {Path(__file__).resolve().parents[2]}\n"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers)}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        report(instance, "2013-07", drift_share=0.8)
+        daemon = _daemon(home, workspace, env)
+        try:
+            _wait(lambda: len(_runs(instance)) == 1 and _runs(instance)[0].is_finished, 240, "the retrain run to finish")
+        finally:
+            _stop(daemon)
+        [run] = _runs(instance)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/sensor_name"] == "drift_retrain_sensor"
+        assert (markers / "2013-03_2013-06.json").exists()
+
+        # A restarted daemon resumes from the stored cursor: the same report never retrains twice,
+        # a stable month retrains nothing, a newly drifted month retrains once.
+        report(instance, "2013-08", drift_share=0.1)
+        report(instance, "2013-09", drift_share=0.9)
+        daemon = _daemon(home, workspace, env)
+        try:
+            _wait(lambda: len(_runs(instance)) == 2 and all(r.is_finished for r in _runs(instance)), 240, "the second retrain")
+            time.sleep(5)  # a few more ticks: nothing new may launch
+        finally:
+            _stop(daemon)
+        runs = _runs(instance)
+        assert len(runs) == 2
+        assert sorted(r.tags["platform/drift_report_month"] for r in runs) == ["2013-07", "2013-09"]
+        assert len({r.tags["dagster/run_key"] for r in runs}) == 2
+
+
+def test_no_retrain_on_the_window_the_champion_already_trained_on() -> None:
+    policy = RetrainPolicy()
+    decision = policy.decide({"drift_share": 0.9, "auc_drop": 0.1, "reference_window": "2013-01..2013-04"}, "2013-05")
+    assert not decision.retrain
+    assert "already trained on 2013-01..2013-04" in decision.reason
+    assert policy.decide({"drift_share": 0.9, "reference_window": "2013-01..2013-04"}, "2013-06").retrain

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from platform_assets.defs.training.checks import gate_result
+from platform_assets.defs.training.evaluation import EvaluationReport, signature_input
+from platform_assets.lib.mlflow_utils import log_delay_model
+from platform_assets.lib.model import (
+    LABEL,
+    Preprocessor,
+    TrainParams,
+    fit,
+    labelled,
+    predict_proba,
+    split_by_time,
+)
+from tests.training.conftest import FAST_TRAINING, TRAIN_END, TRAIN_START
+
+
+def _training_set(world) -> pl.DataFrame:
+    from platform_assets.lib.paths import PlatformPaths
+
+    return pl.read_parquet(PlatformPaths(world).training_set_file(TRAIN_START, TRAIN_END))
+
+
+def test_preprocessing_imputes_flags_and_maps_unknown_categories() -> None:
+    train = pd.DataFrame({"x": [1.0, 3.0, None], "carrier": ["AA", "UA", "AA"]})
+    pre = Preprocessor.fit(train, ["x"], ["carrier"])
+    assert pre.means == [2.0] and pre.indicators == ["x"]
+    numeric, codes = pre.transform(pd.DataFrame({"x": [None, 3.0], "carrier": ["ZZ", "UA"]}))
+    # missing -> the training mean (0 after scaling) with its flag set; unseen carrier -> index 0
+    np.testing.assert_allclose(numeric, [[0.0, 1.0], [1.0, 0.0]])
+    assert codes[:, 0].tolist() == [0, 2]
+    assert Preprocessor.from_dict(pre.to_dict()) == pre
+
+
+def test_time_split_never_validates_on_the_past(synthetic_world) -> None:
+    train, valid, cutoff = split_by_time(
+        labelled(_training_set(synthetic_world)), validation_days=10
+    )
+    assert train["event_timestamp"].max() < valid["event_timestamp"].min()
+    assert str(valid["event_timestamp"].min()) >= cutoff
+
+
+def test_model_beats_base_rate_on_later_weeks_and_serves_identically(
+    synthetic_world, tmp_path
+) -> None:
+    frame = _training_set(synthetic_world)
+    result = fit(frame, TrainParams(**FAST_TRAINING))
+    assert result.val_metrics["auc"] > 0.65
+    valid_rate = result.val_metrics["positive_rate"]
+    base_log_loss = -(valid_rate * np.log(valid_rate) + (1 - valid_rate) * np.log(1 - valid_rate))
+    assert result.val_metrics["log_loss"] < base_log_loss
+
+    # The logged pyfunc applies the stored preprocessing: same probabilities as in memory, unseen values too.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        info = log_delay_model(result, frame.head(50), registered_name=None)
+    served = mlflow.pyfunc.load_model(info.model_uri)
+    probe = frame.tail(200).to_pandas()
+    probe.loc[probe.index[:5], "carrier"] = "NEW"
+    probe.loc[probe.index[5:10], "precip"] = None
+    expected = predict_proba(result.model, result.preprocessor, probe)
+    np.testing.assert_allclose(
+        served.predict(signature_input(served, probe)), expected, rtol=1e-5, atol=1e-6
+    )
+    assert set(served.metadata.get_input_schema().input_names()) == set(
+        result.preprocessor.input_columns()
+    )
+    assert LABEL not in served.metadata.get_input_schema().input_names()
+
+
+def _report(
+    candidate_auc: float, candidate_ll: float, champion_auc: float | None
+) -> EvaluationReport:
+    metrics = {
+        "candidate": {"auc": candidate_auc, "log_loss": candidate_ll},
+        "base_rate": {"auc": 0.5, "log_loss": 0.6},
+    }
+    if champion_auc is not None:
+        metrics["champion"] = {"auc": champion_auc, "log_loss": 0.5}
+    return EvaluationReport(
+        months=["2013-03"], rows=10, champion_version="1" if champion_auc else None, metrics=metrics
+    )
+
+
+@pytest.mark.parametrize(
+    ("candidate_auc", "candidate_ll", "champion_auc", "margin", "passed"),
+    [
+        (0.70, 0.50, None, 0.0, True),  # first model, beats the base rate
+        (0.70, 0.65, None, 0.0, False),  # worse log loss than predicting the base rate
+        (0.50, 0.55, None, 0.0, False),  # no ranking skill
+        (0.70, 0.50, 0.69, 0.005, True),  # beats the champion by the margin
+        (0.70, 0.50, 0.698, 0.005, False),  # better, but not by the margin
+        (0.69, 0.50, 0.70, -0.02, True),  # a tolerated small loss
+    ],
+)
+def test_gate(candidate_auc, candidate_ll, champion_auc, margin, passed) -> None:
+    assert (
+        gate_result(_report(candidate_auc, candidate_ll, champion_auc), margin, 0.5).passed
+        is passed
+    )

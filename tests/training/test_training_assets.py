@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+from mlflow import MlflowClient
+
+from platform_assets.defs.scoring.assets import flight_predictions
+from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
+from platform_assets.lib import constants
+from platform_assets.lib.mlflow_utils import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
+from platform_assets.lib.model_features import file_sha256, flight_events
+from platform_assets.lib.paths import PlatformPaths
+from tests.training.conftest import (
+    HOLDOUT,
+    TRAIN_END,
+    TRAIN_START,
+    metadata,
+    run_config,
+    training_config,
+)
+
+ASSETS = [delay_model, model_evaluation, champion]
+
+
+def _train_and_gate(
+    resources: dict, training: dict | None = None, evaluation: dict | None = None
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        resources=resources,
+        run_config=run_config(training, evaluation),
+        raise_on_error=False,
+    )
+
+
+def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def _alias(client: MlflowClient, alias: str) -> str | None:
+    version = alias_version(client, alias)
+    return None if version is None else str(version.version)
+
+
+def _client(resources: dict) -> MlflowClient:
+    return resources["mlflow_store"].client()
+
+
+def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
+    result = _train_and_gate(resources)
+    assert result.success
+    trained = metadata(result, "delay_model")
+    client = _client(resources)
+    run = client.get_run(trained["mlflow_run_id"])
+    source = PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END)
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert run.data.tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
+    assert run.data.tags["training_data_sha256"] == file_sha256(source)
+    assert run.data.params["learning_rate"] == str(constants.TRAIN_LEARNING_RATE)
+    # one val_loss point per epoch that ran
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == trained["epochs_run"] > 1
+
+    evaluation = metadata(result, "model_evaluation")
+    assert evaluation["holdout_months"] == HOLDOUT and evaluation["champion_version"] == "none"
+    assert evaluation["candidate_auc"] > evaluation["base_rate_auc"] + 0.1
+    assert evaluation["candidate_log_loss"] < evaluation["base_rate_log_loss"]
+    assert 0.6 < evaluation["hgb_baseline_auc"] <= 1.0
+    assert _gate(result).passed
+
+    version = trained["model_version"]
+    assert _alias(client, CHAMPION) == version == "1"
+    assert _alias(client, PREVIOUS) is None
+
+
+def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(resources) -> None:
+    client = _client(resources)
+    assert _train_and_gate(resources).success  # v1 champion
+
+    # Barely trained: far worse than the champion on the held-out month.
+    weak = _train_and_gate(resources, training_config(max_epochs=1, learning_rate=1e-6, seed=3))
+    assert not _gate(weak).passed
+    assert "champion" not in {
+        e.asset_key.to_user_string() for e in weak.get_asset_materialization_events()
+    }
+    assert _alias(client, CANDIDATE) == "2"
+    assert _alias(client, CHAMPION) == "1"
+    assert client.get_model_version(constants.MODEL_NAME, "2").tags["gate_passed"] == "false"
+    # Running `champion` on its own cannot sneak the blocked candidate in either.
+    alone = dg.materialize([champion], resources=resources, raise_on_error=False)
+    assert not alone.success and _alias(client, CHAMPION) == "1"
+
+    # Same data and config as v1 (equal AUC), so it passes with a tolerance and takes over.
+    good = _train_and_gate(resources, evaluation={"min_auc_gain": -0.01})
+    assert _gate(good).passed
+    assert metadata(good, "model_evaluation")["champion_version"] == "1"
+    assert _alias(client, CHAMPION) == "3"
+    assert _alias(client, PREVIOUS) == "1"
+
+    restored = rollback(client)
+    assert restored.champion == "1"
+    assert _alias(client, CHAMPION) == "1"
+    assert _alias(client, PREVIOUS) is None
+    assert client.get_model_version(constants.MODEL_NAME, "3").tags["rolled_back"] == "true"
+    with pytest.raises(RuntimeError, match="no 'previous'"):
+        rollback(client)
+
+
+def test_retraining_same_window_and_config_reproduces_metrics(resources) -> None:
+    first = dg.materialize([delay_model], resources=resources, run_config=run_config())
+    second = dg.materialize([delay_model], resources=resources, run_config=run_config())
+    a, b = metadata(first, "delay_model"), metadata(second, "delay_model")
+    assert a["model_version"] != b["model_version"]
+    assert a["training_data_sha256"] == b["training_data_sha256"]
+    assert a["best_epoch"] == b["best_epoch"]
+    assert a["val_auc"] == pytest.approx(b["val_auc"], abs=1e-6)
+    assert a["val_log_loss"] == pytest.approx(b["val_log_loss"], abs=1e-6)
+
+
+def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resources) -> None:
+    assert _train_and_gate(resources).success
+    result = dg.materialize([flight_predictions], resources=resources, partition_key=HOLDOUT)
+    paths = PlatformPaths(home)
+    predictions = pl.read_parquet(paths.predictions_file(HOLDOUT))
+    events = flight_events(paths, [HOLDOUT])
+    # every flight of the month, cancelled ones (no label) included, once
+    assert events["is_delayed"].null_count() > 0
+    assert sorted(predictions["flight_id"].to_list()) == sorted(events["flight_id"].to_list())
+    assert predictions["delay_probability"].is_between(0, 1).all()
+    assert predictions["delay_probability"].std() > 0.01
+    assert set(predictions["model_version"]) == {"1"}
+    assert set(predictions["feature_service"]) == {constants.FEATURE_SERVICE}
+    assert metadata(result, "flight_predictions")["dagster/row_count"] == events.height
+
+    # prediction -> model version -> training window + data hash -> raw files
+    tags = (
+        _client(resources)
+        .get_model_version(constants.MODEL_NAME, predictions["model_version"][0])
+        .tags
+    )
+    assert tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
+    assert tags["training_data_sha256"] == file_sha256(
+        paths.training_set_file(TRAIN_START, TRAIN_END)
+    )
+    assert tags["feature_service"] == constants.FEATURE_SERVICE
+    raw = json.loads(tags["raw_files"])
+    assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
