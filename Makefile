@@ -38,7 +38,7 @@ ui: $(MANIFEST)
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: $(MANIFEST)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/foundation.py
 
 clean:
 	rm -rf .platform dbt_project/target dbt_project/logs

@@ -33,6 +33,7 @@ from platform_assets.lib.torch_model import (  # noqa: E402  (torch only: runs o
     TrainParams,
     _autocast,
     configure_threads,
+    make_optimiser,
     resolve_device,
     seed_everything,
     train_tensors,
@@ -95,9 +96,7 @@ def bare_loop(
     """The least a training loop can do: shuffle, forward, backward, step. Returns samples/s."""
     seed_everything(params.seed)
     amp = params.mixed_precision and device.type == "cuda"
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
-    )
+    optimiser = make_optimiser(model, params, device)
     loss_fn = nn.BCEWithLogitsLoss()
     data = train.to(device)
     generator = torch.Generator().manual_seed(params.seed)

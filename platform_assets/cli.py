@@ -24,6 +24,7 @@ from platform_assets.lib.paths import PlatformPaths
 
 # Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @contextmanager
@@ -66,18 +67,19 @@ def step(label: str, started: float) -> None:
     print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
 
 
-def run(months: Sequence[str]) -> None:
+def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_drop_threshold: float | None = None) -> None:
     current = settings.current()
     ensure_dagster_home(PlatformPaths(current.home))
+    from platform_assets.definitions import defs  # after DAGSTER_HOME and PLATFORM_HOME are set
     from platform_assets.defs.monitoring.resources import RetrainPolicy
     from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
-    from platform_assets.definitions import defs  # after DAGSTER_HOME and PLATFORM_HOME are set
 
     instance = dg.DagsterInstance.get()
     log = current.home / "logs" / "make-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     runner = Runner(defs, instance, log)
-    policy = RetrainPolicy()
+    overrides = {"drift_share_threshold": drift_share_threshold, "auc_drop_threshold": auc_drop_threshold}
+    policy = RetrainPolicy(**{k: v for k, v in overrides.items() if v is not None})
     keys = list(months)
     first_scored = constants.REPLAY_FIRST_SCORED_MONTH
     initial = [m for m in keys if m < first_scored] + ([first_scored] if first_scored in keys else [])
@@ -88,10 +90,11 @@ def run(months: Sequence[str]) -> None:
     t0 = time.perf_counter()
     runner("reference_tables")
     step("reference tables: planes, airports, airlines", t0)
-    for month in initial:
+    if initial:
+        # The months before the first scored one land together: one run, one dbt build.
         t0 = time.perf_counter()
-        runner("monthly_pipeline", month)
-        step(f"{month}: ingest, validate, dbt build, Feast online store", t0)
+        runner("monthly_pipeline", tags={RANGE_START: initial[0], RANGE_END: initial[-1]})
+        step(f"{initial[0]}..{initial[-1]}: ingest, validate, dbt build, Feast online store", t0)
     if first_scored not in keys:
         print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")
         return
@@ -103,8 +106,9 @@ def run(months: Sequence[str]) -> None:
         raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
 
     cursor: str | None = None
-    print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  sensor", flush=True)
+    print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
     for month in keys[keys.index(first_scored):]:
+        t0 = time.perf_counter()
         if month not in initial:
             runner("monthly_pipeline", month)
         runner("monthly_scoring", month)
@@ -114,9 +118,14 @@ def run(months: Sequence[str]) -> None:
             result = evaluate_drift_reports(context, policy)
         requests = result.run_requests if isinstance(result, dg.SensorResult) else []
         cursor = result.cursor if isinstance(result, dg.SensorResult) else cursor
-        decision = "retrain" if requests else "skip"
+        if requests:
+            decision = "retrain: " + "; ".join(r.tags["platform/retrain_reason"].split(": ", 1)[1] for r in requests)
+        else:
+            skip = result.skip_reason if isinstance(result, dg.SensorResult) else result
+            decision = "skip: " + (skip.skip_message or "").split(": ", 1)[-1]
         print(
-            f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  {decision}",
+            f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
+            f"{decision} ({time.perf_counter() - t0:.1f}s)",
             flush=True,
         )
         for request in requests or []:
@@ -151,7 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_parser.add_argument(
         "--months", nargs="*", default=monthly_partitions.get_partition_keys(), help="YYYY-MM keys"
     )
+    run_parser.add_argument(
+        "--drift-share-threshold", type=float, default=None,
+        help=f"replay another policy: retrain at this drift share (default {constants.DRIFT_SHARE_THRESHOLD})",
+    )
+    run_parser.add_argument(
+        "--auc-drop-threshold", type=float, default=None,
+        help=f"replay another policy: retrain at this AUC drop (default {constants.AUC_DROP_THRESHOLD})",
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.months)
+        run(args.months, args.drift_share_threshold, args.auc_drop_threshold)
     return 0

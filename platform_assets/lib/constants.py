@@ -31,8 +31,8 @@ TRAINING_SET_END_MONTH = "2013-04"
 
 # Monitoring: drift reports and the retraining policy the drift sensor applies.
 DRIFT_SAMPLE_ROWS = 5000
-DRIFT_SHARE_THRESHOLD = 0.5
-AUC_DROP_THRESHOLD = 0.02
+DRIFT_SHARE_THRESHOLD = 0.75
+AUC_DROP_THRESHOLD = 0.01
 RETRAIN_WINDOW_MONTHS = 4
 # The replay of 2013: the first champion trains on TRAINING_SET_*_MONTH and is gated on the next month;
 # scoring, drift reports and the sensor's decisions run from that month on.

@@ -6,18 +6,16 @@ import os
 from typing import Any
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from platform_assets.defs.features.resources import FeastResource
 from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.defs.training.resources import MLflowResource
-from dagster_dbt import DbtCliResource
-
 from platform_assets.lib import settings
 from platform_assets.lib.dbt import dbt_executable, dbt_project
 from platform_assets.lib.k8s import k8s_executor
 from platform_assets.lib.resources import PlatformPathsResource
-
 
 # SQLite online store on one machine, Redis on a cluster (feature_repo/README.md).
 FEAST_YAML = {"local": "feature_store.yaml", "k8s": "feature_store.redis.yaml"}

@@ -14,8 +14,9 @@ import polars as pl
 from platform_assets.lib.paths import PlatformPaths
 
 EVENTS_TABLE = "flight_training_events"
+LABEL = "is_delayed"
 # Everything Feast joins on, plus the flight facts that are known before departure.
-ENTITY_COLUMNS = (
+FLIGHT_COLUMNS = (
     "flight_id",
     "event_timestamp",
     "flight_month",
@@ -27,8 +28,8 @@ ENTITY_COLUMNS = (
     "distance",
     "sched_dep_hour",
     "sched_dep_dow",
-    "is_delayed",
 )
+ENTITY_COLUMNS = (*FLIGHT_COLUMNS, LABEL)
 
 
 def flight_events(paths: PlatformPaths, months: Sequence[str]) -> pl.DataFrame:

@@ -15,7 +15,11 @@ import pytest
 import yaml
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
-from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+from dagster_k8s.job import (
+    UserDefinedDagsterK8sConfig,
+    construct_dagster_k8s_job,
+    get_user_defined_k8s_config,
+)
 
 from platform_assets.lib import k8s
 from platform_assets.lib.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
@@ -104,6 +108,15 @@ def test_training_step_pod_asks_for_a_gpu_on_the_gpu_pool(run_launcher: K8sRunLa
     assert {"name": "DAGSTER_RUN_STEP_KEY", "value": "delay_model"} in c["env"]
     assert {"secretRef": {"name": "flight-platform-secrets"}} in c["envFrom"]
     assert {"configMapRef": {"name": "flight-platform-config"}} in c["envFrom"]
+
+
+def test_the_training_asset_definition_carries_the_gpu_pod_spec(run_launcher: K8sRunLauncher) -> None:
+    job = build_step_job(run_launcher, "delay_model", training_tags())
+    as_model(job, "V1Job")
+    assert "nvidia.com/gpu" in container(job)["resources"]["limits"]
+    assert job["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    cpu_step = build_step_job(run_launcher, "flight_predictions", {})
+    assert "nvidia.com/gpu" not in container(cpu_step)["resources"]["limits"]
 
 
 def test_gpu_count_node_selector_and_tolerations_come_from_config(

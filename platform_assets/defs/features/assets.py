@@ -24,6 +24,7 @@ from platform_assets.defs.features.tables import (
     view_contract,
 )
 from platform_assets.lib import constants
+from platform_assets.lib.model_features import FLIGHT_COLUMNS, LABEL
 from platform_assets.lib.partitions import month_keys, monthly_partitions
 from platform_assets.lib.paths import write_parquet_atomic
 from platform_assets.lib.resources import PlatformPathsResource
@@ -32,20 +33,7 @@ FEATURE_MODELS = ("feat_origin_weather", "feat_carrier_daily", "feat_route_daily
 EVENTS_MODEL = "flight_training_events"
 
 # Columns of a training set before the features; is_delayed (the label) comes last.
-ENTITY_COLUMNS = (
-    "flight_id",
-    "event_timestamp",
-    "flight_month",
-    "origin",
-    "dest",
-    "route",
-    "carrier",
-    "tailnum",
-    "distance",
-    "sched_dep_hour",
-    "sched_dep_dow",
-)
-LABEL = "is_delayed"
+ENTITY_COLUMNS = FLIGHT_COLUMNS
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 

@@ -4,7 +4,11 @@ import datetime as dt
 
 import dagster as dg
 
-from platform_assets.defs.jobs.jobs import monthly_pipeline_job, monthly_scoring_job, train_and_promote_job
+from platform_assets.defs.jobs.jobs import (
+    monthly_pipeline_job,
+    monthly_scoring_job,
+    train_and_promote_job,
+)
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.lib.partitions import monthly_partitions
 

@@ -54,7 +54,11 @@ def evaluate_drift_reports(
                     # it (a restarted daemon, a reset cursor) launches nothing new.
                     run_key=f"drift-retrain-{month}-{record.storage_id}",
                     run_config=retrain_policy.run_config(month),
-                    tags={"platform/trigger": "drift", "platform/drift_report_month": month},
+                    tags={
+                        "platform/trigger": "drift",
+                        "platform/drift_report_month": month,
+                        "platform/retrain_reason": decision.reason,
+                    },
                 )
             )
     cursor = str(records[-1].storage_id)
