@@ -55,6 +55,7 @@ class TrainParams:
     batch_size: int = constants.TRAIN_BATCH_SIZE
     max_epochs: int = constants.TRAIN_MAX_EPOCHS
     patience: int = constants.TRAIN_PATIENCE
+    min_epochs: int = constants.TRAIN_MIN_EPOCHS
     validation_days: int = constants.TRAIN_VALIDATION_DAYS
     seed: int = constants.TRAIN_SEED
     device: str = "auto"
@@ -246,7 +247,10 @@ def train_tensors(
         val_auc = rank_auc(valid.label.numpy(), val_logits.float().cpu().numpy())
         metrics = {"train_loss": float(total) / n, "val_loss": val_loss, "val_auc": val_auc}
         history.append({"epoch": epoch, **metrics})
-        if val_loss < best_loss - 1e-5:
+        # Before min_epochs the latest weights are kept whatever the validation loss: the last days
+        # of a window can be atypical (late April 2013: 33% delayed vs 23% before) and would
+        # otherwise stop training after one epoch.
+        if epoch <= params.min_epochs or val_loss < best_loss - 1e-5:
             best_loss, best_epoch, stale = val_loss, epoch, 0
             best_state = snapshot(model)
         else:

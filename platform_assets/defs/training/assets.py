@@ -64,6 +64,11 @@ class TrainingConfig(dg.Config):
         default=constants.TRAIN_PATIENCE,
         description="Epochs without a better validation loss before stopping.",
     )
+    min_epochs: int = Field(
+        default=constants.TRAIN_MIN_EPOCHS,
+        description="Epochs always trained before early stopping may keep an earlier epoch; guards "
+        "against an atypical validation window (late April 2013) stopping training after one epoch.",
+    )
     validation_days: int = Field(
         default=constants.TRAIN_VALIDATION_DAYS,
         description="The last N days of the window validate (time split, never random).",
@@ -96,6 +101,7 @@ class TrainingConfig(dg.Config):
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             patience=self.patience,
+            min_epochs=self.min_epochs,
             validation_days=self.validation_days,
             seed=self.seed,
             device=self.device,
