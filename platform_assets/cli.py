@@ -72,7 +72,7 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
     ensure_dagster_home(PlatformPaths(current.home))
     from platform_assets.definitions import defs  # after DAGSTER_HOME and PLATFORM_HOME are set
     from platform_assets.defs.monitoring.resources import RetrainPolicy
-    from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
+    from platform_assets.defs.monitoring.sensors import evaluate_drift_reports, launched_run_tags
 
     instance = dg.DagsterInstance.get()
     log = current.home / "logs" / "make-run.log"
@@ -131,7 +131,7 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
         for request in requests or []:
             outcome = runner(
                 "train_and_promote", run_config=request.run_config,
-                tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=False,
+                tags=launched_run_tags(request), raise_on_error=False,
             )
             print(f"{'':<8} retrained on {request.run_config['ops']['training_set']['config']}: "
                   f"{'promoted' if outcome.success else 'gate kept the champion'}", flush=True)

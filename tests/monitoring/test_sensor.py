@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
+from platform_assets.defs.monitoring.sensors import evaluate_drift_reports, launched_run_tags
 
 from . import sensor_defs
 
@@ -112,7 +112,9 @@ def _stop(daemon: subprocess.Popen) -> None:
 
 
 @pytest.mark.e2e
-def test_daemon_launches_one_retrain_per_report_across_a_restart(tmp_path: Path) -> None:
+def test_daemon_launches_one_retrain_per_report_across_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home, markers = tmp_path / "dagster_home", tmp_path / "markers"
     home.mkdir()
     markers.mkdir()
@@ -123,12 +125,21 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(tmp_path: Path)
         f"      relative_path: {Path(sensor_defs.__file__)}\n"
         f"      working_directory: {Path(__file__).resolve().parents[2]}\n"
     )
+    monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))
     env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        # What the replay (make run) does: evaluate the sensor in-process and run what it asks for.
+        report(instance, "2013-06", drift_share=0.8)
+        [request] = evaluate(instance, None).run_requests
+        dg.materialize(
+            [sensor_defs.training_set, sensor_defs.delay_model], instance=instance,
+            run_config=request.run_config, tags=launched_run_tags(request),
+        )
         report(instance, "2013-07", drift_share=0.8)
         daemon = _daemon(home, workspace, env)
         try:
             _wait(lambda: len(_runs(instance)) == 1 and _runs(instance)[0].is_finished, 240, "the retrain run to finish")
+            time.sleep(5)  # the daemon re-reads 2013-06 from an empty cursor: its run key exists already
         finally:
             _stop(daemon)
         [run] = _runs(instance)
