@@ -75,6 +75,13 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
     from platform_assets.defs.monitoring.sensors import evaluate_drift_reports, launched_run_tags
 
     instance = dg.DagsterInstance.get()
+    done = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records
+    if done:
+        metadata = done[0].asset_materialization.metadata
+        print(f"{current.home} already holds a replay of 2013 (run {done[0].event_log_entry.run_id[:8]}):\n")
+        print(metadata["table"].value)
+        print("\n`make ui` to browse it; `make clean && make run` replays from scratch.")
+        return
     log = current.home / "logs" / "make-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     runner = Runner(defs, instance, log)
