@@ -1,64 +1,8 @@
 with
 
-flights as (
-
-    select * from {{ ref('fct_flights') }}
-
-),
-
-days as (
-
-    {{ feature_days(ref('fct_flights')) }}
-
-),
-
-carriers as (
-
-    select distinct carrier from flights
-
-),
-
-calendar as (
-
-    select
-        carriers.carrier,
-        days.event_timestamp
-
-    from carriers
-    cross join days
-
-),
-
--- Each known outcome lands in the UTC day it became known; a window ending at midnight
--- then covers exactly the outcomes known strictly before that midnight.
-daily_outcomes as (
-
-    select
-        carrier,
-        {{ utc_midnight('outcome_known_at') }} as outcome_day,
-        count(*) as n_flights,
-        count(*) filter (where arr_delay > 15) as n_delayed,
-        sum(arr_delay) as total_arr_delay
-
-    from flights
-    where arr_delay is not null
-    group by 1, 2
-
-),
-
 joined as (
 
-    select
-        calendar.carrier,
-        calendar.event_timestamp,
-        coalesce(daily_outcomes.n_flights, 0) as n_flights,
-        coalesce(daily_outcomes.n_delayed, 0) as n_delayed,
-        coalesce(daily_outcomes.total_arr_delay, 0) as total_arr_delay
-
-    from calendar
-    left join daily_outcomes
-        on calendar.carrier = daily_outcomes.carrier
-        and calendar.event_timestamp = daily_outcomes.outcome_day
+    {{ daily_known_outcomes(ref('fct_flights'), 'carrier') }}
 
 ),
 
