@@ -71,6 +71,7 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
     current = settings.current()
     ensure_dagster_home(PlatformPaths(current.home))
     from platform_assets.definitions import defs  # after DAGSTER_HOME and PLATFORM_HOME are set
+    from platform_assets.defs.monitoring.replay import latest_report
     from platform_assets.defs.monitoring.resources import RetrainPolicy
     from platform_assets.defs.monitoring.sensors import evaluate_drift_reports, launched_run_tags
 
@@ -119,7 +120,7 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
         if month not in initial:
             runner("monthly_pipeline", month)
         runner("monthly_scoring", month)
-        report = _latest_report(instance, month)
+        report = latest_report(instance, month)
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
         with output_to(log):
             result = evaluate_drift_reports(context, policy)
@@ -151,13 +152,6 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
     for key in ("retrains_drift_policy", "retrains_monthly_policy", "mean_auc_drift_policy", "mean_auc_frozen", "mean_auc_monthly"):
         print(f"{key}: {event.metadata[key].value}")
     print(f"\ndone in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs, reports and sensor ticks", flush=True)
-
-
-def _latest_report(instance: dg.DagsterInstance, month: str) -> dict:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[month]), limit=1
-    ).records
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
