@@ -14,7 +14,11 @@ import pandas as pd
 import polars as pl
 import torch
 
+from scipy.special import ndtri
+
+from platform_assets.lib import constants
 from platform_assets.lib.torch_model import (  # noqa: F401  (re-exported: one import site for callers)
+    DelayEnsemble,
     DelayNet,
     EpochCallback,
     Tensors,
@@ -91,34 +95,69 @@ def category_strings(values: pd.Series) -> pd.Series:
     )
 
 
+# Rank-to-normal output is clipped here (about +-3.1 sd): values beyond the training range map to
+# the training extremes, so the network never extrapolates a trend past what it saw.
+_RANK_CLIP = 1e-3
+
+
+def _rank_knots(column: np.ndarray, knots: int) -> tuple[list[float], list[float]]:
+    """Distinct training quantiles and their mid-rank levels (tied quantiles share one level)."""
+    values = column[~np.isnan(column)]
+    if values.size == 0:
+        return [], []
+    levels = np.linspace(0.0, 1.0, knots)
+    quantiles = np.quantile(values, levels)
+    distinct, which = np.unique(quantiles, return_inverse=True)
+    mid = np.bincount(which, weights=levels) / np.bincount(which)
+    return distinct.tolist(), mid.tolist()
+
+
+def _bin_edges(column: np.ndarray, bins: int) -> list[float]:
+    values = column[~np.isnan(column)]
+    if values.size == 0:
+        return []
+    return np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])).tolist()
+
+
 @dataclass
 class Preprocessor:
-    """Standardisation, imputation and vocabularies learnt from the training rows only."""
+    """Numeric and categorical encodings learnt from the training rows only.
+
+    Each numeric feature enters the network twice: standardised by rank (its training quantiles
+    mapped to a standard normal, as scikit-learn's QuantileTransformer does) and as the index of its
+    quantile bin, embedded like a category. Ranks make heavy tails (precipitation, mean delays)
+    harmless and clip out-of-range values to the training extremes; bins let one narrow layer learn
+    step-shaped effects the way tree splits do. Missing numerics become the median (0) plus a flag
+    and bin 0; unseen or missing categories become index 0.
+    """
 
     numeric: list[str]
-    means: list[float]
-    stds: list[float]
+    knots: list[list[float]]
+    levels: list[list[float]]
+    bin_edges: list[list[float]]
     indicators: list[str]
     vocabs: dict[str, list[str]]
 
     @classmethod
     def fit(
-        cls, frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+        cls,
+        frame: pd.DataFrame,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        knots: int = constants.QUANTILE_KNOTS,
+        bins: int = constants.NUMERIC_BINS,
     ) -> Preprocessor:
         matrix = _numeric_matrix(frame, numeric)
-        with np.errstate(all="ignore"):
-            means = np.nanmean(matrix, axis=0) if len(frame) else np.zeros(len(numeric))
-            stds = np.nanstd(matrix, axis=0) if len(frame) else np.ones(len(numeric))
-        means = np.where(np.isfinite(means), means, 0.0)
-        stds = np.where(np.isfinite(stds) & (stds > 1e-12), stds, 1.0)
+        ranks = [_rank_knots(matrix[:, j], knots) for j in range(len(numeric))]
         has_nulls = np.isnan(matrix).any(axis=0)
         vocabs = {
             c: sorted(category_strings(frame[c]).dropna().unique().tolist()) for c in categorical
         }
         return cls(
             numeric=list(numeric),
-            means=means.tolist(),
-            stds=stds.tolist(),
+            knots=[k for k, _ in ranks],
+            levels=[lv for _, lv in ranks],
+            bin_edges=[_bin_edges(matrix[:, j], bins) for j in range(len(numeric))],
             indicators=[c for c, n in zip(numeric, has_nulls) if n],
             vocabs=vocabs,
         )
@@ -129,20 +168,25 @@ class Preprocessor:
 
     @property
     def cardinalities(self) -> list[int]:
-        return [len(v) + 1 for v in self.vocabs.values()]  # + the unknown slot
+        """Embedding sizes: each vocabulary, then each numeric's bins, with slot 0 for unknown/missing."""
+        return [len(v) + 1 for v in self.vocabs.values()] + [len(e) + 2 for e in self.bin_edges]
 
     def input_columns(self) -> list[str]:
         return [*self.numeric, *self.vocabs]
 
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised numerics with missing indicators (float32) and category indices (int64)."""
+        """Rank-normal numerics with missing flags (float32); category then bin indices (int64)."""
         matrix = _numeric_matrix(frame, self.numeric)
         missing = np.isnan(matrix)
-        scaled = (matrix - np.asarray(self.means)) / np.asarray(self.stds)
-        scaled[missing] = 0.0  # the training mean, after scaling
+        ranked = np.zeros_like(matrix)
+        for j, (knots, levels) in enumerate(zip(self.knots, self.levels)):
+            if len(knots) > 1:
+                rank = np.interp(matrix[:, j], knots, levels)
+                ranked[:, j] = ndtri(np.clip(rank, _RANK_CLIP, 1 - _RANK_CLIP))
+        ranked[missing] = 0.0  # the training median
         index = {c: self.numeric.index(c) for c in self.indicators}
         flags = missing[:, [index[c] for c in self.indicators]].astype(np.float64)
-        numeric = np.hstack([scaled, flags]).astype(np.float32)
+        numeric = np.hstack([ranked, flags]).astype(np.float32)
         codes = []
         for column, vocab in self.vocabs.items():
             if column not in frame.columns:
@@ -154,6 +198,9 @@ class Preprocessor:
                 .fillna(UNKNOWN)
                 .to_numpy(np.int64)
             )
+        for j, edges in enumerate(self.bin_edges):
+            bin_index = np.searchsorted(np.asarray(edges), matrix[:, j], side="right") + 1
+            codes.append(np.where(missing[:, j], UNKNOWN, bin_index).astype(np.int64))
         categorical = np.column_stack(codes) if codes else np.zeros((len(frame), 0), np.int64)
         return numeric, categorical
 
@@ -178,12 +225,12 @@ def model_input(frame: pl.DataFrame | pd.DataFrame, preprocessor: Preprocessor) 
 
 @dataclass
 class FitResult:
-    model: DelayNet
+    model: DelayEnsemble
     preprocessor: Preprocessor
     params: TrainParams
     device: str
     history: list[dict[str, float]]
-    best_epoch: int
+    best_epochs: list[int]
     train_rows: int
     validation_rows: int
     validation_start: str
@@ -203,6 +250,7 @@ class FitResult:
             "cardinalities": self.preprocessor.cardinalities,
             "hidden": list(self.params.hidden_sizes),
             "dropout": self.params.dropout,
+            "members": len(self.model.members),
         }
 
 
@@ -241,12 +289,6 @@ def to_tensors(frame: pd.DataFrame, preprocessor: Preprocessor) -> Tensors:
     )
 
 
-def build_model(preprocessor: Preprocessor, params: TrainParams) -> DelayNet:
-    return DelayNet(
-        preprocessor.n_inputs, preprocessor.cardinalities, params.hidden_sizes, params.dropout
-    )
-
-
 def prepare(frame: pl.DataFrame, params: TrainParams) -> tuple[Preprocessor, Tensors, Tensors, str]:
     """Split by time, fit preprocessing on the training side only, and tensorise both sides."""
     train, valid, validation_start = split_by_time(labelled(frame), params.validation_days)
@@ -279,7 +321,7 @@ def train_loop(
         params=params,
         device=loop.device,
         history=loop.history,
-        best_epoch=loop.best_epoch,
+        best_epochs=loop.best_epochs,
         train_rows=len(train),
         validation_rows=len(valid),
         validation_start="",
@@ -301,7 +343,7 @@ def fit(
     return result
 
 
-def predict_proba(model: DelayNet, preprocessor: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+def predict_proba(model: torch.nn.Module, preprocessor: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
     """Delay probabilities for feature rows, on CPU, with exactly the training-time transform."""
     configure_threads()
     numeric, categorical = preprocessor.transform(frame)

@@ -20,7 +20,8 @@ from torch import nn
 
 from platform_assets.lib import constants
 
-EpochCallback = Callable[[int, dict[str, float]], None]
+# (member, epoch, metrics): called after every epoch of every ensemble member.
+EpochCallback = Callable[[int, int, dict[str, float]], None]
 
 
 class DelayNet(nn.Module):
@@ -46,6 +47,32 @@ class DelayNet(nn.Module):
         return self.mlp(torch.cat(parts, dim=1)).squeeze(1)
 
 
+class DelayEnsemble(nn.Module):
+    """Networks trained alike from different seeds; the ensemble's logit is the mean of theirs.
+
+    Averaging a few seeds removes most of the seed-to-seed spread in held-out AUC (0.01-0.02 per
+    month for a single network on 2013), which early stopping on one short validation window cannot.
+    """
+
+    def __init__(self, members: Sequence[DelayNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @classmethod
+    def build(
+        cls,
+        n_numeric: int,
+        cardinalities: Sequence[int],
+        hidden: Sequence[int],
+        dropout: float,
+        members: int,
+    ) -> DelayEnsemble:
+        return cls([DelayNet(n_numeric, cardinalities, hidden, dropout) for _ in range(members)])
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(numeric, categorical) for m in self.members]).mean(0)
+
+
 @dataclass(frozen=True)
 class TrainParams:
     hidden_sizes: tuple[int, ...] = constants.TRAIN_HIDDEN_SIZES
@@ -58,6 +85,7 @@ class TrainParams:
     min_epochs: int = constants.TRAIN_MIN_EPOCHS
     validation_days: int = constants.TRAIN_VALIDATION_DAYS
     seed: int = constants.TRAIN_SEED
+    ensemble_size: int = constants.TRAIN_ENSEMBLE_SIZE
     device: str = "auto"
     mixed_precision: bool = True
 
@@ -109,7 +137,7 @@ def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
 
 @torch.no_grad()
 def predict_logits(
-    model: DelayNet, data: Tensors, batch_size: int = 65536, amp: bool = False
+    model: nn.Module, data: Tensors, batch_size: int = 65536, amp: bool = False
 ) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
@@ -193,10 +221,10 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @dataclass
 class LoopResult:
-    model: DelayNet
+    model: DelayEnsemble
     device: str
     history: list[dict[str, float]]
-    best_epoch: int
+    best_epochs: list[int]
     samples_trained: int
     loop_seconds: float
     callback_seconds: float
@@ -211,20 +239,50 @@ def train_tensors(
     params: TrainParams,
     on_epoch_end: EpochCallback | None = None,
 ) -> LoopResult:
-    """Mini-batch AdamW with early stopping on validation loss; keeps the best epoch's weights."""
+    """`ensemble_size` networks, member k seeded with seed + k, each early-stopped on validation loss."""
+    if params.ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be at least 1, got {params.ensemble_size}")
     device = resolve_device(params.device)
     configure_threads()
-    seed_everything(params.seed)
+    train_d, valid_d = train.to(device), valid.to(device)
+    members: list[DelayNet] = []
+    result = LoopResult(
+        model=DelayEnsemble([]),
+        device=str(device),
+        history=[],
+        best_epochs=[],
+        samples_trained=0,
+        loop_seconds=0.0,
+        callback_seconds=0.0,
+    )
+    for member in range(params.ensemble_size):
+        net = _train_member(train_d, valid_d, n_numeric, cardinalities, params, member, result, on_epoch_end)
+        members.append(net)
+    result.model = DelayEnsemble(members).cpu().eval()
+    return result
+
+
+def _train_member(
+    train_d: Tensors,
+    valid_d: Tensors,
+    n_numeric: int,
+    cardinalities: Sequence[int],
+    params: TrainParams,
+    member: int,
+    result: LoopResult,
+    on_epoch_end: EpochCallback | None,
+) -> DelayNet:
+    """Mini-batch AdamW with early stopping on validation loss; returns the best epoch's weights."""
+    device = torch.device(result.device)
+    seed = params.seed + member
+    seed_everything(seed)
     amp = params.mixed_precision and device.type == "cuda"
     model = DelayNet(n_numeric, cardinalities, params.hidden_sizes, params.dropout).to(device)
     optimiser = make_optimiser(model, params, device)
     loss_fn = nn.BCEWithLogitsLoss()
-    train_d, valid_d = train.to(device), valid.to(device)
-    generator = torch.Generator().manual_seed(params.seed)
-    history: list[dict[str, float]] = []
-    epoch_seconds: list[float] = []
+    generator = torch.Generator().manual_seed(seed)
+    valid_label = valid_d.label.cpu().numpy()
     best_loss, best_epoch, best_state, stale = math.inf, 0, snapshot(model), 0
-    callback_seconds, samples = 0.0, 0
     n = len(train_d)
     started = time.perf_counter()
     for epoch in range(1, params.max_epochs + 1):
@@ -241,12 +299,12 @@ def train_tensors(
             loss.backward()
             optimiser.step()
             total += loss.detach() * len(idx)
-        samples += n
+        result.samples_trained += n
         val_logits = predict_logits(model, valid_d, amp=amp)
         val_loss = float(loss_fn(val_logits, valid_d.label))
-        val_auc = rank_auc(valid.label.numpy(), val_logits.float().cpu().numpy())
+        val_auc = rank_auc(valid_label, val_logits.float().cpu().numpy())
         metrics = {"train_loss": float(total) / n, "val_loss": val_loss, "val_auc": val_auc}
-        history.append({"epoch": epoch, **metrics})
+        result.history.append({"member": member, "epoch": epoch, **metrics})
         # Before min_epochs the latest weights are kept whatever the validation loss: the last days
         # of a window can be atypical (late April 2013: 33% delayed vs 23% before) and would
         # otherwise stop training after one epoch.
@@ -257,21 +315,12 @@ def train_tensors(
             stale += 1
         if on_epoch_end is not None:
             t0 = time.perf_counter()
-            on_epoch_end(epoch, metrics)
-            callback_seconds += time.perf_counter() - t0
-        epoch_seconds.append(time.perf_counter() - epoch_started)
+            on_epoch_end(member, epoch, metrics)
+            result.callback_seconds += time.perf_counter() - t0
+        result.epoch_seconds.append(time.perf_counter() - epoch_started)
         if stale >= params.patience:
             break
-    loop_seconds = time.perf_counter() - started
+    result.loop_seconds += time.perf_counter() - started
+    result.best_epochs.append(best_epoch)
     model.load_state_dict(best_state)
-    model = model.cpu().eval()
-    return LoopResult(
-        model=model,
-        device=str(device),
-        history=history,
-        best_epoch=best_epoch,
-        samples_trained=samples,
-        loop_seconds=loop_seconds,
-        callback_seconds=callback_seconds,
-        epoch_seconds=epoch_seconds,
-    )
+    return model.cpu().eval()

@@ -14,7 +14,13 @@ from tests.training.feast_store import LocalFeastResource, build_store
 
 TRAIN_START, TRAIN_END, HOLDOUT = "2013-01", "2013-02", "2013-03"
 # Small and quick: a few thousand rows train in well under a second per epoch.
-FAST_TRAINING = {"max_epochs": 12, "patience": 3, "batch_size": 256, "validation_days": 10}
+FAST_TRAINING = {
+    "max_epochs": 12,
+    "patience": 3,
+    "batch_size": 256,
+    "validation_days": 10,
+    "ensemble_size": 2,
+}
 
 
 @pytest.fixture(scope="session")

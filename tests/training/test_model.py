@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import torch
 
 from platform_assets.defs.training.checks import gate_result
 from platform_assets.defs.training.evaluation import EvaluationReport, signature_input
@@ -27,14 +30,28 @@ def _training_set(world) -> pl.DataFrame:
     return pl.read_parquet(PlatformPaths(world).training_set_file(TRAIN_START, TRAIN_END))
 
 
-def test_preprocessing_imputes_flags_and_maps_unknown_categories() -> None:
-    train = pd.DataFrame({"x": [1.0, 3.0, None], "carrier": ["AA", "UA", "AA"]})
-    pre = Preprocessor.fit(train, ["x"], ["carrier"])
-    assert pre.means == [2.0] and pre.indicators == ["x"]
-    numeric, codes = pre.transform(pd.DataFrame({"x": [None, 3.0], "carrier": ["ZZ", "UA"]}))
-    # missing -> the training mean (0 after scaling) with its flag set; unseen carrier -> index 0
-    np.testing.assert_allclose(numeric, [[0.0, 1.0], [1.0, 0.0]])
-    assert codes[:, 0].tolist() == [0, 2]
+def test_preprocessing_ranks_bins_flags_missing_and_maps_unknown_categories() -> None:
+    train = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0, 1000.0, None], "carrier": ["AA", "UA", "AA", "AA", "UA", "AA"]}
+    )
+    pre = Preprocessor.fit(train, ["x"], ["carrier"], knots=5, bins=4)
+    assert pre.indicators == ["x"] and pre.bin_edges == [[2.0, 3.0, 4.0]]
+    probe = pd.DataFrame(
+        {"x": [3.0, None, -50.0, 1.0, 1e9, 1000.0, 2.5], "carrier": ["AA", "UA", "ZZ", None, "AA", "AA", "AA"]}
+    )
+    numeric, codes = pre.transform(probe)
+    ranked, flag = numeric[:, 0], numeric[:, 1]
+    # the training median ranks at 0, and so does a missing value (flagged)
+    assert ranked[0] == pytest.approx(0.0, abs=1e-6) and ranked[1] == 0.0
+    assert flag.tolist() == [0, 1, 0, 0, 0, 0, 0]
+    # out-of-range values take the training extremes' ranks: no extrapolation, however far out
+    assert ranked[2] == ranked[3] < -3 and ranked[4] == ranked[5] > 3
+    # the 1000.0 outlier only ranks: 2.5 lies halfway between the 2nd and 3rd of five knots
+    assert ranked[3] < ranked[6] < ranked[0]
+    # category codes: AA=1, UA=2, unseen and missing -> 0; then the bin of x, 0 when missing
+    assert codes[:, 0].tolist() == [1, 2, 0, 0, 1, 1, 1]
+    assert codes[:, 1].tolist() == [3, 0, 1, 1, 4, 4, 2]
+    assert pre.cardinalities == [3, 5] and pre.n_inputs == 2
     assert Preprocessor.from_dict(pre.to_dict()) == pre
 
 
@@ -73,6 +90,30 @@ def test_model_beats_base_rate_on_later_weeks_and_serves_identically(
         result.preprocessor.input_columns()
     )
     assert LABEL not in served.metadata.get_input_schema().input_names()
+
+
+def test_ensemble_averages_members_trained_from_consecutive_seeds(synthetic_world) -> None:
+    frame = _training_set(synthetic_world)
+    params = TrainParams(**{**FAST_TRAINING, "max_epochs": 3, "ensemble_size": 2})
+    pair = fit(frame, params)
+    second_alone = fit(frame, replace(params, ensemble_size=1, seed=params.seed + 1))
+    assert len(pair.model.members) == 2 and pair.best_epochs[1] == second_alone.best_epochs[0]
+    for name, weights in second_alone.model.members[0].state_dict().items():
+        torch.testing.assert_close(pair.model.members[1].state_dict()[name], weights)
+    # the ensemble's logit is the members' mean logit
+    probe = frame.tail(300).to_pandas()
+    logits = [
+        np.log(p / (1 - p))
+        for p in (
+            predict_proba(m, pair.preprocessor, probe)
+            for m in pair.model.members
+        )
+    ]
+    np.testing.assert_allclose(
+        predict_proba(pair.model, pair.preprocessor, probe),
+        1 / (1 + np.exp(-(logits[0] + logits[1]) / 2)),
+        rtol=1e-5,
+    )
 
 
 def _report(

@@ -14,6 +14,7 @@ from platform_assets.lib.mlflow_utils import CANDIDATE, CHAMPION, PREVIOUS, alia
 from platform_assets.lib.model_features import file_sha256, flight_events
 from platform_assets.lib.paths import PlatformPaths
 from tests.training.conftest import (
+    FAST_TRAINING,
     HOLDOUT,
     TRAIN_END,
     TRAIN_START,
@@ -61,8 +62,13 @@ def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
     assert run.data.tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert run.data.tags["training_data_sha256"] == file_sha256(source)
     assert run.data.params["learning_rate"] == str(constants.TRAIN_LEARNING_RATE)
-    # one val_loss point per epoch that ran
-    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == trained["epochs_run"] > 1
+    # one val_loss point per epoch that each ensemble member ran
+    logged = [
+        len(client.get_metric_history(run.info.run_id, f"member_{k}/val_loss"))
+        for k in range(trained["ensemble_size"])
+    ]
+    assert trained["ensemble_size"] == FAST_TRAINING["ensemble_size"] == len(logged)
+    assert sum(logged) == trained["epochs_run"] and min(logged) > 1
 
     evaluation = metadata(result, "model_evaluation")
     assert evaluation["holdout_months"] == HOLDOUT and evaluation["champion_version"] == "none"
@@ -115,7 +121,7 @@ def test_retraining_same_window_and_config_reproduces_metrics(resources) -> None
     a, b = metadata(first, "delay_model"), metadata(second, "delay_model")
     assert a["model_version"] != b["model_version"]
     assert a["training_data_sha256"] == b["training_data_sha256"]
-    assert a["best_epoch"] == b["best_epoch"]
+    assert a["best_epochs"] == b["best_epochs"]
     assert a["val_auc"] == pytest.approx(b["val_auc"], abs=1e-6)
     assert a["val_log_loss"] == pytest.approx(b["val_log_loss"], abs=1e-6)
 

@@ -25,10 +25,10 @@ from platform_assets.lib.resources import PlatformPathsResource
 SEARCH_SPACE: tuple[dict[str, Any], ...] = (
     {},
     {"learning_rate": 3e-3},
-    {"hidden_sizes": (256, 128)},
-    {"hidden_sizes": (64, 32), "dropout": 0.0},
+    {"hidden_sizes": (128,)},
+    {"hidden_sizes": (32,), "dropout": 0.3},
     {"learning_rate": 3e-4, "weight_decay": 1e-3},
-    {"dropout": 0.3},
+    {"hidden_sizes": (128, 64), "dropout": 0.3},
 )
 
 
@@ -75,7 +75,14 @@ class TrainingConfig(dg.Config):
     )
     seed: int = Field(
         default=constants.TRAIN_SEED,
-        description="Seed of weights and batch order; same data + config gives the same model.",
+        description="Seed of weights and batch order (member k uses seed + k); same data + config "
+        "gives the same model.",
+    )
+    ensemble_size: int = Field(
+        default=constants.TRAIN_ENSEMBLE_SIZE,
+        ge=1,
+        description="Networks trained from consecutive seeds and averaged (mean logit); 1 trains a "
+        "single network in a fifth of the time, at the cost of 0.01-0.02 AUC of seed-to-seed spread.",
     )
     device: str = Field(
         default="auto", description="'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."
@@ -104,6 +111,7 @@ class TrainingConfig(dg.Config):
             min_epochs=self.min_epochs,
             validation_days=self.validation_days,
             seed=self.seed,
+            ensemble_size=self.ensemble_size,
             device=self.device,
             mixed_precision=self.mixed_precision,
         )
@@ -128,8 +136,8 @@ class EvaluationConfig(dg.Config):
     )
 
 
-def _log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-    mlflow.log_metrics(metrics, step=epoch)
+def _log_epoch(member: int, epoch: int, metrics: dict[str, float]) -> None:
+    mlflow.log_metrics({f"member_{member}/{k}": v for k, v in metrics.items()}, step=epoch)
 
 
 def _search(frame: pl.DataFrame, base: TrainParams, trials: int, log: Any) -> tuple[FitResult, int]:
@@ -208,7 +216,7 @@ def delay_model(
         mlflow.log_metrics(
             {f"val_{k}": v for k, v in result.val_metrics.items()}
             | {
-                "best_epoch": result.best_epoch,
+                **{f"member_{k}/best_epoch": e for k, e in enumerate(result.best_epochs)},
                 "samples_per_second": result.samples_per_second,
                 "train_rows": result.train_rows,
                 "validation_rows": result.validation_rows,
@@ -241,7 +249,8 @@ def delay_model(
             "mlflow_run_url": mlflow_store.run_url(experiment_id, run.info.run_id),
             "val_auc": result.val_metrics["auc"],
             "val_log_loss": result.val_metrics["log_loss"],
-            "best_epoch": result.best_epoch,
+            "ensemble_size": len(result.best_epochs),
+            "best_epochs": ",".join(map(str, result.best_epochs)),
             "epochs_run": len(result.history),
             "train_rows": result.train_rows,
             "validation_rows": result.validation_rows,
