@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import dagster as dg
 import polars as pl
@@ -11,6 +12,7 @@ from platform_assets.defs.scoring.assets import flight_predictions
 from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
 from platform_assets.lib import constants
 from platform_assets.lib.mlflow_utils import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
+from platform_assets.lib.model import TrainParams
 from platform_assets.lib.model_features import file_sha256, flight_events
 from platform_assets.lib.paths import PlatformPaths
 from tests.training.conftest import (
@@ -154,3 +156,16 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     assert tags["feature_service"] == constants.FEATURE_SERVICE
     raw = json.loads(tags["raw_files"])
     assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
+
+
+def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -> None:
+    from platform_assets.defs.monitoring.replay import registered_version
+
+    assert _train_and_gate(resources).success
+    client = _client(resources)
+    recipe = TrainParams(**FAST_TRAINING)
+    # the device a model trained on does not change its recipe
+    assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, device="cuda")) == "1"
+    assert registered_version(client, (TRAIN_START, HOLDOUT), recipe) is None
+    assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, seed=99)) is None
+    assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, ensemble_size=1)) is None
