@@ -27,7 +27,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_assets.lib.torch_model import (  # noqa: E402  (torch only: runs on a bare GPU image)
+# torch only: this import runs on a bare GPU image (no polars, no MLflow).
+from platform_assets.lib.torch_model import (
     DelayNet,
     Tensors,
     TrainParams,
@@ -148,11 +149,17 @@ def main() -> None:
         "--training-set", type=Path, help="a training-set parquet (default: synthetic)"
     )
     parser.add_argument("--rows", type=int, default=120_000, help="synthetic rows")
-    parser.add_argument("--tensors", type=Path, help="prepared tensors (.npz from --export-tensors)")
-    parser.add_argument("--export-tensors", type=Path, help="write the prepared tensors here and stop")
+    parser.add_argument(
+        "--tensors", type=Path, help="prepared tensors (.npz from --export-tensors)"
+    )
+    parser.add_argument(
+        "--export-tensors", type=Path, help="write the prepared tensors here and stop"
+    )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per ensemble member")
     parser.add_argument(
-        "--ensemble-size", type=int, default=TrainParams().ensemble_size,
+        "--ensemble-size",
+        type=int,
+        default=TrainParams().ensemble_size,
         help="networks the platform side trains one after another (the bare side trains one)",
     )
     parser.add_argument("--batch-size", type=int, default=TrainParams().batch_size)
@@ -176,7 +183,9 @@ def main() -> None:
 
         from platform_assets.lib.model import prepare
 
-        frame = pl.read_parquet(args.training_set) if args.training_set else synthetic_frame(args.rows)
+        frame = (
+            pl.read_parquet(args.training_set) if args.training_set else synthetic_frame(args.rows)
+        )
         preprocessor, train, valid, _ = prepare(frame, params)
         n_numeric, cardinalities = preprocessor.n_inputs, preprocessor.cardinalities
         if args.export_tensors:
@@ -195,12 +204,17 @@ def main() -> None:
     # Warm-up (allocator, kernels) so neither side pays first-use costs.
     bare_loop(
         Tensors(train.numeric[:20_000], train.categorical[:20_000], train.label[:20_000]),
-        new_model(), params, device, 1,
+        new_model(),
+        params,
+        device,
+        1,
     )
 
     with tempfile.TemporaryDirectory() as tmp:
         callback, run = mlflow_callback(Path(tmp))
-        result = train_tensors(train, valid, n_numeric, cardinalities, params, on_epoch_end=callback)
+        result = train_tensors(
+            train, valid, n_numeric, cardinalities, params, on_epoch_end=callback
+        )
         if run is not None:
             import mlflow
 
@@ -222,11 +236,16 @@ def main() -> None:
     print(f"final val_auc       : {result.history[-1]['val_auc']:.4f}")
 
 
-def save_tensors(path: Path, train: Tensors, valid: Tensors, n_numeric: int, cardinalities: list[int]) -> None:
+def save_tensors(
+    path: Path, train: Tensors, valid: Tensors, n_numeric: int, cardinalities: list[int]
+) -> None:
     np.savez_compressed(
         path,
-        **{f"{side}_{part}": getattr(data, part).numpy() for side, data in (("train", train), ("valid", valid))
-           for part in ("numeric", "categorical", "label")},
+        **{
+            f"{side}_{part}": getattr(data, part).numpy()
+            for side, data in (("train", train), ("valid", valid))
+            for part in ("numeric", "categorical", "label")
+        },
         n_numeric=np.array(n_numeric),
         cardinalities=np.array(cardinalities),
     )
@@ -235,7 +254,9 @@ def save_tensors(path: Path, train: Tensors, valid: Tensors, n_numeric: int, car
 def load_tensors(path: Path) -> tuple[Tensors, Tensors, int, list[int]]:
     z = np.load(path)
     sides = [
-        Tensors(*(torch.from_numpy(z[f"{side}_{part}"]) for part in ("numeric", "categorical", "label")))
+        Tensors(
+            *(torch.from_numpy(z[f"{side}_{part}"]) for part in ("numeric", "categorical", "label"))
+        )
         for side in ("train", "valid")
     ]
     return sides[0], sides[1], int(z["n_numeric"]), [int(c) for c in z["cardinalities"]]

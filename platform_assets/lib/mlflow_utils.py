@@ -19,7 +19,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from platform_assets.lib import constants
-from platform_assets.lib.model import DelayEnsemble, FitResult, Preprocessor, model_input, predict_proba
+from platform_assets.lib.model import (
+    DelayEnsemble,
+    FitResult,
+    Preprocessor,
+    model_input,
+    predict_proba,
+)
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -36,7 +42,11 @@ class DelayModelPyfunc(mlflow.pyfunc.PythonModel):
         checkpoint = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         arch = checkpoint["architecture"]
         self.model = DelayEnsemble.build(
-            arch["n_numeric"], arch["cardinalities"], arch["hidden"], arch["dropout"], arch["members"]
+            arch["n_numeric"],
+            arch["cardinalities"],
+            arch["hidden"],
+            arch["dropout"],
+            arch["members"],
         )
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.eval()

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import torch
-
 from scipy.special import ndtri
 
 from platform_assets.lib import constants
@@ -193,10 +192,7 @@ class Preprocessor:
                 raise KeyError(f"model input lacks categorical feature column {column!r}")
             lookup = {v: i + 1 for i, v in enumerate(vocab)}
             codes.append(
-                category_strings(frame[column])
-                .map(lookup)
-                .fillna(UNKNOWN)
-                .to_numpy(np.int64)
+                category_strings(frame[column]).map(lookup).fillna(UNKNOWN).to_numpy(np.int64)
             )
         for j, edges in enumerate(self.bin_edges):
             bin_index = np.searchsorted(np.asarray(edges), matrix[:, j], side="right") + 1
@@ -343,7 +339,9 @@ def fit(
     return result
 
 
-def predict_proba(model: torch.nn.Module, preprocessor: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+def predict_proba(
+    model: torch.nn.Module, preprocessor: Preprocessor, frame: pd.DataFrame
+) -> np.ndarray:
     """Delay probabilities for feature rows, on CPU, with exactly the training-time transform."""
     configure_threads()
     numeric, categorical = preprocessor.transform(frame)

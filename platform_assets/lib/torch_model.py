@@ -203,7 +203,9 @@ def reliability_table(
     ]
 
 
-def make_optimiser(model: nn.Module, params: TrainParams, device: torch.device) -> torch.optim.Optimizer:
+def make_optimiser(
+    model: nn.Module, params: TrainParams, device: torch.device
+) -> torch.optim.Optimizer:
     # On CUDA the fused kernel updates every parameter in one launch; a model this small is
     # otherwise bound by kernel launches, not arithmetic.
     return torch.optim.AdamW(
@@ -256,7 +258,9 @@ def train_tensors(
         callback_seconds=0.0,
     )
     for member in range(params.ensemble_size):
-        net = _train_member(train_d, valid_d, n_numeric, cardinalities, params, member, result, on_epoch_end)
+        net = _train_member(
+            train_d, valid_d, n_numeric, cardinalities, params, member, result, on_epoch_end
+        )
         members.append(net)
     result.model = DelayEnsemble(members).cpu().eval()
     return result

@@ -37,7 +37,10 @@ def test_preprocessing_ranks_bins_flags_missing_and_maps_unknown_categories() ->
     pre = Preprocessor.fit(train, ["x"], ["carrier"], knots=5, bins=4)
     assert pre.indicators == ["x"] and pre.bin_edges == [[2.0, 3.0, 4.0]]
     probe = pd.DataFrame(
-        {"x": [3.0, None, -50.0, 1.0, 1e9, 1000.0, 2.5], "carrier": ["AA", "UA", "ZZ", None, "AA", "AA", "AA"]}
+        {
+            "x": [3.0, None, -50.0, 1.0, 1e9, 1000.0, 2.5],
+            "carrier": ["AA", "UA", "ZZ", None, "AA", "AA", "AA"],
+        }
     )
     numeric, codes = pre.transform(probe)
     ranked, flag = numeric[:, 0], numeric[:, 1]
@@ -104,10 +107,7 @@ def test_ensemble_averages_members_trained_from_consecutive_seeds(synthetic_worl
     probe = frame.tail(300).to_pandas()
     logits = [
         np.log(p / (1 - p))
-        for p in (
-            predict_proba(m, pair.preprocessor, probe)
-            for m in pair.model.members
-        )
+        for p in (predict_proba(m, pair.preprocessor, probe) for m in pair.model.members)
     ]
     np.testing.assert_allclose(
         predict_proba(pair.model, pair.preprocessor, probe),

@@ -165,7 +165,12 @@ def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -
     client = _client(resources)
     recipe = TrainParams(**FAST_TRAINING)
     # the device a model trained on does not change its recipe
-    assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, device="cuda")) == "1"
+    assert (
+        registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, device="cuda")) == "1"
+    )
     assert registered_version(client, (TRAIN_START, HOLDOUT), recipe) is None
     assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, seed=99)) is None
-    assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, ensemble_size=1)) is None
+    assert (
+        registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, ensemble_size=1))
+        is None
+    )

@@ -5,9 +5,8 @@ from dataclasses import replace
 import dagster as dg
 import numpy as np
 import polars as pl
-from pydantic import Field
-
 from mlflow import MlflowClient
+from pydantic import Field
 
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.defs.training.evaluation import predict_version
@@ -29,7 +28,7 @@ class ReplayConfig(dg.Config):
 
 def scored_months(paths: PlatformPaths, first: str) -> list[str]:
     keys = monthly_partitions.get_partition_keys()
-    return [m for m in keys[keys.index(first):] if paths.predictions_file(m).exists()]
+    return [m for m in keys[keys.index(first) :] if paths.predictions_file(m).exists()]
 
 
 def labelled_rows(paths: PlatformPaths, month: str) -> pl.DataFrame:
@@ -46,9 +45,14 @@ def month_features(paths: PlatformPaths, initial_set: pl.DataFrame, month: str) 
 
 def latest_report(instance: dg.DagsterInstance, month: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[month]), limit=1
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[month]),
+        limit=1,
     ).records
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else {}
+    return (
+        {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+        if records
+        else {}
+    )
 
 
 def retrain_outcome(instance: dg.DagsterInstance, month: str) -> tuple[bool, bool]:
@@ -66,7 +70,9 @@ def retrain_outcome(instance: dg.DagsterInstance, month: str) -> tuple[bool, boo
 _RUNTIME_PARAMS = frozenset({"device", "mixed_precision"})
 
 
-def registered_version(client: MlflowClient, window: tuple[str, str], params: TrainParams) -> str | None:
+def registered_version(
+    client: MlflowClient, window: tuple[str, str], params: TrainParams
+) -> str | None:
     """The newest registered version trained on exactly this window with this recipe (no search), if any.
 
     Retraining is reproducible (same window, same config, same model; tested), so a retrain the drift
@@ -91,7 +97,11 @@ def plot(table: pl.DataFrame, target) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4))
     months = table["month"].to_list()
-    for column, label in (("auc_drift_policy", "drift-triggered"), ("auc_frozen", "frozen first model"), ("auc_monthly", "retrain every month")):
+    for column, label in (
+        ("auc_drift_policy", "drift-triggered"),
+        ("auc_frozen", "frozen first model"),
+        ("auc_monthly", "retrain every month"),
+    ):
         ax.plot(months, table[column].to_list(), marker="o", label=label)
     for i, retrained in enumerate(table["retrained"].to_list()):
         if retrained:
@@ -105,7 +115,9 @@ def plot(table: pl.DataFrame, target) -> None:
     plt.close(fig)
 
 
-@dg.asset(group_name="monitoring", deps=["drift_report", "champion"], kinds={"polars", "matplotlib"})
+@dg.asset(
+    group_name="monitoring", deps=["drift_report", "champion"], kinds={"polars", "matplotlib"}
+)
 def replay_summary(
     context: dg.AssetExecutionContext,
     config: ReplayConfig,
@@ -117,7 +129,9 @@ def replay_summary(
     paths = platform.paths
     months = scored_months(paths, config.first_month)
     if not months:
-        raise dg.Failure(f"no scored months from {config.first_month}: run the replay (make run) first")
+        raise dg.Failure(
+            f"no scored months from {config.first_month}: run the replay (make run) first"
+        )
     first_scores = pl.read_parquet(paths.predictions_file(months[0]))
     first_version = first_scores["model_version"][0]
     initial_window = first_scores["training_window"][0].split("..")
@@ -168,7 +182,10 @@ def replay_summary(
     write_parquet_atomic(table, folder / "replay.parquet")
     table.write_csv(folder / "replay.csv")
     plot(table, folder / "replay.png")
-    means = {c: float(np.mean(table[c].to_numpy())) for c in ("auc_drift_policy", "auc_frozen", "auc_monthly")}
+    means = {
+        c: float(np.mean(table[c].to_numpy()))
+        for c in ("auc_drift_policy", "auc_frozen", "auc_monthly")
+    }
     return dg.MaterializeResult(
         metadata={
             "table": dg.MetadataValue.md(markdown(table)),
@@ -186,6 +203,10 @@ def replay_summary(
 
 def markdown(table: pl.DataFrame) -> str:
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * table.width + "\n"
+
     def cell(v: object) -> str:
         return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
-    return header + "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in table.iter_rows())
+
+    return header + "\n".join(
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.iter_rows()
+    )

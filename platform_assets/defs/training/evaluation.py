@@ -67,9 +67,19 @@ def _hgb_matrix(
     return pd.DataFrame(out)
 
 
-def hgb_baseline(
-    training_set: pl.DataFrame, validation_days: int, seed: int
-) -> tuple[HistGradientBoostingClassifier, list[str], list[str], dict[str, list[str]]]:
+@dataclass
+class HgbBaseline:
+    model: HistGradientBoostingClassifier
+    numeric: list[str]
+    categorical: list[str]
+    vocab: dict[str, list[str]]
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        matrix = _hgb_matrix(frame, self.numeric, self.categorical, self.vocab)
+        return self.model.predict_proba(matrix)[:, 1]
+
+
+def hgb_baseline(training_set: pl.DataFrame, validation_days: int, seed: int) -> HgbBaseline:
     """HistGradientBoosting on the candidate's own train rows, early-stopped on its validation rows."""
     train, valid, _ = split_by_time(labelled(training_set), validation_days)
     numeric, categorical = feature_columns(train)
@@ -91,7 +101,7 @@ def hgb_baseline(
         X_val=_hgb_matrix(valid_pd, numeric, categorical, vocab),
         y_val=valid_pd[LABEL].to_numpy(),
     )
-    return model, numeric, categorical, vocab
+    return HgbBaseline(model, numeric, categorical, vocab)
 
 
 @dataclass
@@ -141,12 +151,10 @@ def evaluate_candidate(
 
     run = client.get_run(candidate.run_id)
     training_set = pl.read_parquet(candidate.tags["training_data_path"])
-    hgb, numeric, categorical, vocab = hgb_baseline(
+    hgb = hgb_baseline(
         training_set, int(run.data.params["validation_days"]), int(run.data.params["seed"])
     )
-    scores["hgb_baseline"] = hgb.predict_proba(_hgb_matrix(holdout, numeric, categorical, vocab))[
-        :, 1
-    ]
+    scores["hgb_baseline"] = hgb.predict_proba(holdout)
     base_rate = float(labelled(training_set)[LABEL].mean())
     scores["base_rate"] = np.full(len(y), base_rate)
 
