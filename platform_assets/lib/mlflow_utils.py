@@ -36,11 +36,17 @@ class DelayModelPyfunc(mlflow.pyfunc.PythonModel):
     """Serves delay probabilities: applies the stored preprocessing, then the torch network."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.preprocessor = Preprocessor.from_dict(
-            json.loads(Path(context.artifacts["preprocessor"]).read_text())
-        )
+        stored = json.loads(Path(context.artifacts["preprocessor"]).read_text())
         checkpoint = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         arch = checkpoint["architecture"]
+        if "knots" not in stored or "members" not in arch:
+            # Before the ensemble (z-scored numerics, one network): its transform is gone.
+            raise MlflowException(
+                f"{context.artifacts['weights']}: model format 'single network, z-scored inputs' "
+                "is no longer served; retrain it (materialize delay_model) or start from a clean "
+                "PLATFORM_HOME (make clean)"
+            )
+        self.preprocessor = Preprocessor.from_dict(stored)
         self.model = DelayEnsemble.build(
             arch["n_numeric"],
             arch["cardinalities"],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -146,3 +147,28 @@ def test_gate(candidate_auc, candidate_ll, champion_auc, margin, passed) -> None
         gate_result(_report(candidate_auc, candidate_ll, champion_auc), margin, 0.5).passed
         is passed
     )
+
+
+def test_a_model_logged_before_the_ensemble_fails_to_load_with_a_clear_error(
+    synthetic_world, tmp_path
+) -> None:
+    import json
+
+    frame = _training_set(synthetic_world)
+    result = fit(frame, TrainParams(**{**FAST_TRAINING, "max_epochs": 1, "ensemble_size": 1}))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        info = log_delay_model(result, frame.head(50), registered_name=None)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "m")))
+    # Rewrite it as the earlier format stored it: means/stds, one network's architecture.
+    [pre_file] = local.rglob("preprocessor.json")
+    stored = json.loads(pre_file.read_text())
+    stored = {k: v for k, v in stored.items() if k not in ("knots", "levels", "bin_edges")}
+    pre_file.write_text(json.dumps({**stored, "means": [0.0], "stds": [1.0]}))
+    [weights] = local.rglob("weights.pt")
+    checkpoint = torch.load(weights, weights_only=True)
+    del checkpoint["architecture"]["members"]
+    torch.save(checkpoint, weights)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="no longer served.*make clean"):
+        mlflow.pyfunc.load_model(str(local))
