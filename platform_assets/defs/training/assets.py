@@ -171,7 +171,8 @@ def delay_model(
     platform: PlatformPathsResource,
     mlflow_store: MLflowResource,
 ) -> dg.MaterializeResult:
-    """PyTorch delay classifier trained on the point-in-time training set, registered in MLflow as the candidate."""
+    """PyTorch delay classifier (the mean of `ensemble_size` small MLPs) trained on the point-in-time
+    training set, registered in MLflow as the candidate."""
     paths = platform.paths
     source = paths.training_set_file(config.start_month, config.end_month)
     if not source.exists():
