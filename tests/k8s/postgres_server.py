@@ -1,8 +1,9 @@
-"""A throwaway PostgreSQL server from Debian's binaries, on a free loopback port."""
+"""A throwaway PostgreSQL server on a free loopback port, from Debian's binaries or pgserver's wheel."""
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -15,8 +16,24 @@ from pathlib import Path
 
 
 def server_binaries() -> Path | None:
+    """The newest Debian PostgreSQL, else the server the `pgserver` wheel (a dev dependency) ships."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
+    if found:
+        return Path(found[-1]).parent
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = Path(spec.origin).parent / "pginstall" / "bin"
+    return bundled if (bundled / "initdb").exists() else None
+
+
+def _server_account() -> str:
+    """initdb refuses root: the Debian package's `postgres` account where it exists, else `nobody`."""
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "nobody"
 
 
 def _free_port() -> int:
@@ -27,16 +44,16 @@ def _free_port() -> int:
 
 @contextmanager
 def postgres_server(bin_dir: Path, user: str = "dagster") -> Iterator[dict[str, str]]:
-    # initdb refuses to run as root: drop to the `postgres` account the Debian package creates.
     as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    account = _server_account()
+    prefix = ["runuser", "-u", account, "--"] if as_root else []
     base = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
     data = base / "data"
     if as_root:
-        pw = pwd.getpwnam("postgres")
+        pw = pwd.getpwnam(account)
         os.chown(base, pw.pw_uid, pw.pw_gid)
     port = _free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)  # noqa: E731
+    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)
     try:
         run(str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8")
         run(
@@ -52,5 +69,9 @@ def postgres_server(bin_dir: Path, user: str = "dagster") -> Iterator[dict[str, 
             "DAGSTER_PG_DB": "dagster",
         }
     finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True,
+            check=False,  # best effort: a server that never started has nothing to stop
+        )
         shutil.rmtree(base, ignore_errors=True)
