@@ -99,23 +99,26 @@ def category_strings(values: pd.Series) -> pd.Series:
 _RANK_CLIP = 1e-3
 
 
+def _quantiles(column: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of the column's present values; empty when every value is missing."""
+    values = column[~np.isnan(column)]
+    return np.quantile(values, levels) if values.size else np.zeros(0)
+
+
 def _rank_knots(column: np.ndarray, knots: int) -> tuple[list[float], list[float]]:
     """Distinct training quantiles and their mid-rank levels (tied quantiles share one level)."""
-    values = column[~np.isnan(column)]
-    if values.size == 0:
-        return [], []
     levels = np.linspace(0.0, 1.0, knots)
-    quantiles = np.quantile(values, levels)
+    quantiles = _quantiles(column, levels)
+    if quantiles.size == 0:
+        return [], []
     distinct, which = np.unique(quantiles, return_inverse=True)
     mid = np.bincount(which, weights=levels) / np.bincount(which)
     return distinct.tolist(), mid.tolist()
 
 
 def _bin_edges(column: np.ndarray, bins: int) -> list[float]:
-    values = column[~np.isnan(column)]
-    if values.size == 0:
-        return []
-    return np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])).tolist()
+    """Distinct inner edges of `bins` equal-count bins."""
+    return np.unique(_quantiles(column, np.linspace(0.0, 1.0, bins + 1)[1:-1])).tolist()
 
 
 @dataclass

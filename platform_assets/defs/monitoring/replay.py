@@ -149,12 +149,12 @@ def replay_summary(
         window = retrain_policy.training_window(month)
         if window is None:
             raise dg.Failure(f"no {retrain_policy.window_months}-month window before {month}")
-        keys = monthly_partitions.get_partition_keys()
-        train_months = keys[keys.index(window[0]) : keys.index(window[1]) + 1]
         reused = registered_version(client, window, params)
         if reused is not None:
             monthly_scores = predict_version(constants.MODEL_NAME, reused, features)
         else:
+            keys = monthly_partitions.get_partition_keys()
+            train_months = keys[keys.index(window[0]) : keys.index(window[1]) + 1]
             train = pl.concat([month_features(paths, initial_set, m) for m in train_months])
             monthly = fit(train, params)
             monthly_scores = predict_proba(monthly.model, monthly.preprocessor, features)
