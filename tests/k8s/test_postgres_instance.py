@@ -75,6 +75,12 @@ def test_concurrent_runs_on_the_postgres_instance(
     env = {**os.environ, **postgres_env, "DAGSTER_HOME": str(dagster_home), "PLATFORM_HOME": str(platform_home)}
     for key, value in postgres_env.items():
         monkeypatch.setenv(key, value)
+    # As in a deployment, the schema exists before runs arrive (the webserver and daemon create it
+    # when they start): five processes racing to create it on an empty database collide in
+    # PostgreSQL's catalog ("duplicate key ... pg_type_typname_nsp_index").
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert instance.get_runs() == []
 
     processes = {
         name: subprocess.Popen(
