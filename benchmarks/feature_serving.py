@@ -24,19 +24,20 @@ def build_feature_tables(months: Sequence[str]) -> None:
     import dagster as dg
     from dagster_dbt import DbtCliResource
 
+    from platform_assets.delay_model.spec import MODEL
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.ingestion.resources import RawSourceResource
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
-    from platform_assets.lib import settings
-    from platform_assets.lib.dbt import dbt_executable, dbt_project
-    from platform_assets.lib.resources import PlatformPathsResource
+    from platform_assets.core import settings
+    from platform_assets.core.dbt import dbt_executable, dbt_project
+    from platform_assets.core.resources import PlatformPathsResource
 
     home = settings.current().home
     resources = {
         "platform": PlatformPathsResource(home=str(home)),
         "raw_source": RawSourceResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project, target="local", dbt_executable=dbt_executable()),
+        "dbt": DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable()),
     }
     upstream = [*raw_assets, *validated_assets]
     window = {"dagster/asset_partition_range_start": months[0], "dagster/asset_partition_range_end": months[-1]}
@@ -80,10 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import polars as pl
 
     from platform_assets.defs.features.repo import apply_repo
-    from platform_assets.defs.features.resources import FeastResource, service_features
-    from platform_assets.defs.features.tables import check_table, entities_in_window, view_contract
-    from platform_assets.lib import constants
-    from platform_assets.lib.paths import PlatformPaths
+    from platform_assets.core.resources import FeastResource
+    from platform_assets.core.feast import service_features
+    from platform_assets.core.feature_tables import check_table, entities_in_window, view_contract
+    from platform_assets.core import constants
+    from platform_assets.core.paths import PlatformPaths
 
     paths = PlatformPaths(home)
     if not all((paths.feature_tables / f"{t}.parquet").is_file() for t in FEATURE_TABLES):
@@ -95,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     feast = FeastResource()
     store = feast.store()
     apply_repo(store, Path(feast.repo_path))
-    service = store.get_feature_service(constants.FEATURE_SERVICE)
+    service = store.get_feature_service(MODEL.feature_service)
     views = [store.get_feature_view(p.name) for p in service.feature_view_projections]
     contracts = [view_contract(v) for v in views]
     for contract in contracts:
@@ -120,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys = ["origin", "carrier", "route", "tailnum"]
     flights = events.filter(pl.col("flight_month") == months[-1], pl.col("tailnum").is_not_null()).select(keys).to_dicts()
     rng = random.Random(13)
-    print(f"\nonline retrieval of {constants.FEATURE_SERVICE} ({n_features} features, {len(views)} views), "
+    print(f"\nonline retrieval of {MODEL.feature_service} ({n_features} features, {len(views)} views), "
           f"{args.calls} timed calls each after warm-up, random flights of {months[-1]}")
     results = {}
     for size in (1, args.batch):

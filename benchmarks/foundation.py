@@ -36,10 +36,10 @@ def platform_run(home: Path) -> dict[str, float]:
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
-    from platform_assets.lib.dbt import dbt_executable, dbt_project
-    from platform_assets.lib.environment import platform_resources
+    from platform_assets.core.dbt import dbt_executable, dbt_project
+    from platform_assets.core.environment import platform_resources
 
-    resources = {**platform_resources(), "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())}
+    resources = {**platform_resources(), "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())}
     assets = [*raw_assets, *validated_assets, warehouse_models]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     dims = ["raw_planes", "planes", "raw_airports", "airports", "raw_airlines", "airlines"]
@@ -63,8 +63,8 @@ def platform_run(home: Path) -> dict[str, float]:
 def bare_run(home: Path) -> dict[str, float]:
     """The same work without the platform: polars reads with a schema, pandera validates, dbt builds."""
     from platform_assets.defs.validation.schemas import contract_for
-    from platform_assets.lib.raw_files import packaged_data_dir
-    from platform_assets.lib.tables import FLIGHTS, WEATHER
+    from platform_assets.core.raw_files import packaged_data_dir
+    from platform_assets.core.tables import FLIGHTS, WEATHER
 
     data = packaged_data_dir()
     out: dict[str, float] = {}
@@ -105,7 +105,7 @@ def bare_run(home: Path) -> dict[str, float]:
     out["validation"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    from platform_assets.lib.dbt import DBT_PROJECT_DIR, dbt_executable
+    from platform_assets.core.dbt import DBT_PROJECT_DIR, dbt_executable
 
     subprocess.run(
         [dbt_executable(), "build", "--quiet", "--profiles-dir", ".", "--target-path", str(home / "bare_target")],
@@ -118,8 +118,8 @@ def bare_run(home: Path) -> dict[str, float]:
 def rules_only(rows_repeat: int = 5) -> tuple[float, float]:
     """Rows/s of rule evaluation alone on the full year in memory: one-pass split vs pandera."""
     from platform_assets.defs.validation.schemas import contract_for
-    from platform_assets.lib.raw_files import locate, packaged_data_dir, read_raw
-    from platform_assets.lib.tables import FLIGHTS
+    from platform_assets.core.raw_files import locate, packaged_data_dir, read_raw
+    from platform_assets.core.tables import FLIGHTS
 
     frame = read_raw(locate(packaged_data_dir(), FLIGHTS), FLIGHTS).frame
     contract = contract_for("flights")

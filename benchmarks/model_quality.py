@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from platform_assets.defs.monitoring.replay import month_features, scored_months
 from platform_assets.defs.training.evaluation import hgb_baseline
-from platform_assets.lib import constants
-from platform_assets.lib.model import LABEL, TrainParams, fit, predict_proba, rank_auc
-from platform_assets.lib.partitions import monthly_partitions
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core import constants
+from platform_assets.core.model import LABEL, TrainParams, fit, predict_proba, rank_auc
+from platform_assets.core.partitions import monthly_partitions
+from platform_assets.core.paths import PlatformPaths
 
 
 def main() -> None:

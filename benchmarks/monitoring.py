@@ -28,16 +28,17 @@ def main() -> None:
     os.environ["PLATFORM_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
 
+    from platform_assets.delay_model.spec import MODEL
     from platform_assets.defs.training.evaluation import predict_version
-    from platform_assets.defs.training.resources import MLflowResource
-    from platform_assets.lib import constants
+    from platform_assets.core.resources import MLflowResource
+    from platform_assets.core import constants
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import RocAuc, ValueDrift
     from evidently.presets import DataDriftPreset
 
-    from platform_assets.lib.drift import PREDICTION, TARGET, deterministic_sample
-    from platform_assets.lib.model import feature_columns
-    from platform_assets.lib.paths import PlatformPaths
+    from platform_assets.core.drift import PREDICTION, TARGET, deterministic_sample
+    from platform_assets.core.model import feature_columns
+    from platform_assets.core.paths import PlatformPaths
 
     paths = PlatformPaths(home)
     client = MLflowResource(home=str(home)).client()
@@ -62,12 +63,12 @@ def main() -> None:
         for month, asset_s in sorted(step_seconds.items()):
             scored = pl.read_parquet(paths.predictions_file(month))
             version = scored["model_version"][0]
-            model = client.get_model_version(constants.MODEL_NAME, version)
+            model = client.get_model_version(MODEL.name, version)
             reference = pl.read_parquet(model.tags["training_data_path"])
             numeric, categorical = feature_columns(reference)
             current = deterministic_sample(scored.filter(pl.col(TARGET).is_not_null()).to_pandas(), constants.DRIFT_SAMPLE_ROWS)
             baseline = deterministic_sample(reference.to_pandas(), constants.DRIFT_SAMPLE_ROWS)
-            baseline[PREDICTION] = predict_version(constants.MODEL_NAME, version, baseline)
+            baseline[PREDICTION] = predict_version(MODEL.name, version, baseline)
             columns = [*numeric, *categorical, TARGET, PREDICTION]
             frames = [f[columns].astype({TARGET: int, **{c: "string" for c in categorical}}) for f in (current, baseline)]
             started = time.perf_counter()

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/training.py [--device cpu|cuda|auto] [--training-set PATH] [--rows N]
 
 Both sides train the same network from the same seed on the same device-resident tensors with the
-same batch size (and bf16 autocast on CUDA). The platform side is `platform_assets.lib.model.train_loop`
+same batch size (and bf16 autocast on CUDA). The platform side is `platform_assets.core.model.train_loop`
 as `delay_model` runs it: validation pass, early-stopping bookkeeping and per-epoch MLflow logging
 included. The MLflow share is the time spent in the per-epoch logging callback over the epoch time.
 Without --training-set a synthetic frame with the training set's columns is generated in memory.
@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # torch only: this import runs on a bare GPU image (no polars, no MLflow).
-from platform_assets.lib.torch_model import (
+from platform_assets.core.torch_model import (
     DelayNet,
     Tensors,
     TrainParams,
@@ -181,7 +181,7 @@ def main() -> None:
     else:
         import polars as pl
 
-        from platform_assets.lib.model import prepare
+        from platform_assets.core.model import prepare
 
         frame = (
             pl.read_parquet(args.training_set) if args.training_set else synthetic_frame(args.rows)

@@ -1,23 +1,25 @@
-"""The parquet feature tables that dbt writes under $PLATFORM_HOME/warehouse/features."""
+"""The parquet feature tables that dbt writes (under $PLATFORM_HOME/warehouse/features, or
+$FEATURES_ROOT when set): the platform's one path layout, core/paths.py, says where."""
 
 import os
-from pathlib import Path
 
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.settings import Settings
+
 # Read when Feast imports this file (feast apply, or the Dagster feast_registry asset), so the
 # registry records the absolute paths of the PLATFORM_HOME it was applied for.
-_home = os.environ.get("PLATFORM_HOME")
-if not _home:
+if not os.environ.get("PLATFORM_HOME"):
     raise RuntimeError("PLATFORM_HOME is not set: export it before running feast in feature_repo/")
-FEATURE_TABLES = Path(_home).expanduser().resolve() / "warehouse" / "features"
+PATHS = PlatformPaths.from_settings(Settings.from_env())
 
 
 def _feature_table(name: str, description: str) -> FileSource:
     return FileSource(
         name=name,
-        path=str(FEATURE_TABLES / f"{name}.parquet"),
+        path=str(PATHS.feature_table(name)),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         description=description,

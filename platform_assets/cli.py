@@ -17,14 +17,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.lib import constants, settings
-from platform_assets.lib.instance import ensure_dagster_home
-from platform_assets.lib.partitions import monthly_partitions
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core import constants
+from platform_assets.core.instance import ensure_dagster_home
+from platform_assets.core.partitions import all_months
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.settings import settings
 
 # Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+RUN_KEY = "dagster/run_key"
 
 
 @contextmanager
@@ -63,17 +65,23 @@ class Runner:
             )
 
 
+def sensor_run_tags(sensor: dg.SensorDefinition, request: dg.RunRequest) -> dict[str, str]:
+    """Tags of a run launched for a sensor's request, as the daemon tags its own launches: a daemon
+    started later (make ui) finds the run key and launches nothing twice."""
+    return {**request.tags, **dg.DagsterRun.tags_for_sensor(sensor), RUN_KEY: request.run_key}
+
+
 def step(label: str, started: float) -> None:
     print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
 
 
 def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_drop_threshold: float | None = None) -> None:
-    current = settings.current()
-    ensure_dagster_home(PlatformPaths(current.home))
-    from platform_assets.definitions import defs  # after DAGSTER_HOME and PLATFORM_HOME are set
+    current = settings()
+    paths = PlatformPaths.from_settings(current)
+    ensure_dagster_home(paths)
+    from platform_assets.definitions import defs  # after DAGSTER_HOME is set
     from platform_assets.defs.monitoring.replay import latest_report
     from platform_assets.defs.monitoring.resources import RetrainPolicy
-    from platform_assets.defs.monitoring.sensors import evaluate_drift_reports, launched_run_tags
 
     instance = dg.DagsterInstance.get()
     done = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records
@@ -83,7 +91,7 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
         print(metadata["table"].value)
         print("\n`make ui` to browse it; `make clean && make run` replays from scratch.")
         return
-    log = current.home / "logs" / "make-run.log"
+    log = paths.logs / "make-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     runner = Runner(defs, instance, log)
     overrides = {"drift_share_threshold": drift_share_threshold, "auc_drop_threshold": auc_drop_threshold}
@@ -91,6 +99,7 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
     keys = list(months)
     first_scored = constants.REPLAY_FIRST_SCORED_MONTH
     initial = [m for m in keys if m < first_scored] + ([first_scored] if first_scored in keys else [])
+    sensor = defs.resolve_sensor_def("drift_retrain_sensor")
     print(f"PLATFORM_HOME={current.home} (env {current.env}); DAGSTER_HOME={instance.root_directory}")
     print(f"dbt, Feast and MLflow output: {log}", flush=True)
     started = time.perf_counter()
@@ -121,16 +130,16 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
             runner("monthly_pipeline", month)
         runner("monthly_scoring", month)
         report = latest_report(instance, month)
+        # The sensor's own evaluation, as the daemon runs it, on this replay's policy.
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
         with output_to(log):
-            result = evaluate_drift_reports(context, policy)
-        requests = result.run_requests if isinstance(result, dg.SensorResult) else []
-        cursor = result.cursor if isinstance(result, dg.SensorResult) else cursor
+            tick = sensor.evaluate_tick(context)
+        requests = list(tick.run_requests or [])
+        cursor = tick.cursor or cursor
         if requests:
             decision = "retrain: " + "; ".join(r.tags["platform/retrain_reason"].split(": ", 1)[1] for r in requests)
         else:
-            skip = result.skip_reason if isinstance(result, dg.SensorResult) else result
-            decision = "skip: " + (skip.skip_message or "").split(": ", 1)[-1]
+            decision = "skip: " + (tick.skip_message or "").split(": ", 1)[-1]
         print(
             f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
             f"{decision} ({time.perf_counter() - t0:.1f}s)",
@@ -139,7 +148,8 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
         for request in requests or []:
             outcome = runner(
                 "train_and_promote", run_config=request.run_config,
-                tags=launched_run_tags(request), raise_on_error=False,
+                tags=sensor_run_tags(sensor, request),
+                raise_on_error=False,
             )
             print(f"{'':<8} retrained on {request.run_config['ops']['training_set']['config']}: "
                   f"{'promoted' if outcome.success else 'gate kept the champion'}", flush=True)
@@ -159,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="materialize every asset for every month and replay 2013")
     run_parser.add_argument(
-        "--months", nargs="*", default=monthly_partitions.get_partition_keys(), help="YYYY-MM keys"
+        "--months", nargs="*", default=all_months(), help="YYYY-MM keys"
     )
     run_parser.add_argument(
         "--drift-share-threshold", type=float, default=None,

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from platform_assets.lib.raw_files import packaged_data_dir
+from platform_assets.core.raw_files import packaged_data_dir
+from platform_assets.core.settings import reload
 
 SMALL_FLIGHT_ROWS = 2000  # per month, for the small raw folder
 
@@ -44,9 +46,18 @@ def raw_dir(tmp_path: Path, real_data_dir: Path, real_flights_text: pl.DataFrame
     return folder
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; each test reads them afresh from its environment."""
+    reload()
+    yield
+    reload()
+
+
 @pytest.fixture
 def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "platform"
     monkeypatch.setenv("PLATFORM_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    reload()
     return home

@@ -2,7 +2,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.definitions import defs
-from platform_assets.lib.settings import PlatformSettings
+from platform_assets.core.settings import Settings
 
 GROUP_OF = {
     "raw_flights": "ingestion",
@@ -60,6 +60,6 @@ def test_warehouse_writers_share_the_single_slot_pool() -> None:
 def test_platform_env_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLATFORM_ENV", "staging")
     with pytest.raises(ValueError, match="PLATFORM_ENV must be one of local, k8s"):
-        PlatformSettings.from_env()
+        Settings.from_env()
     monkeypatch.setenv("PLATFORM_ENV", "k8s")
-    assert PlatformSettings.from_env().dbt_target == "k8s"
+    assert Settings.from_env().dbt_target == "k8s"

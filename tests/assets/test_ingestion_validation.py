@@ -4,8 +4,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.lib.partitions import monthly_partitions
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core.partitions import monthly_partitions
+from platform_assets.core.paths import PlatformPaths
 
 from ..conftest import SMALL_FLIGHT_ROWS, write_csv
 from .helpers import materialize, metadata, sha256

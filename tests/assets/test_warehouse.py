@@ -7,8 +7,8 @@ import pytest
 from dagster_dbt import DbtCliResource
 
 from platform_assets.defs.warehouse.assets import warehouse_models
-from platform_assets.lib.dbt import dbt_executable, dbt_project
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core.dbt import dbt_executable, dbt_project
+from platform_assets.core.paths import PlatformPaths
 
 from ..conftest import SMALL_FLIGHT_ROWS
 from .helpers import materialize, resources
@@ -19,7 +19,7 @@ REFERENCE = ["raw_planes", "planes", "raw_airports", "airports", "raw_airlines",
 
 def build_month(home: Path, raw_dir: Path, month: str) -> dg.ExecuteInProcessResult:
     materialize(UPSTREAM, home, raw_dir, month)
-    dbt = DbtCliResource(project_dir=dbt_project, target="local", dbt_executable=dbt_executable())
+    dbt = DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable())
     return dg.materialize(
         [warehouse_models], partition_key=month, resources={**resources(home, raw_dir), "dbt": dbt}
     )

@@ -8,14 +8,14 @@ import polars as pl
 import pytest
 from dagster_dbt import DbtCliResource
 
-from platform_assets.defs.features.resources import FeastResource
+from platform_assets.core.resources import FeastResource
 from platform_assets.defs.ingestion.assets import raw_assets
 from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.validation.assets import validated_assets
 from platform_assets.defs.warehouse.assets import warehouse_models
-from platform_assets.lib.dbt import dbt_executable, dbt_project
-from platform_assets.lib.paths import PlatformPaths
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.core.dbt import dbt_executable, dbt_project
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.resources import PlatformPathsResource
 
 from ..conftest import write_csv
 
@@ -41,7 +41,7 @@ def feature_tables(
     resources = {
         "platform": PlatformPathsResource(home=str(home)),
         "raw_source": RawSourceResource(data_dir=str(raw)),
-        "dbt": DbtCliResource(project_dir=dbt_project, target="local", dbt_executable=dbt_executable()),
+        "dbt": DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable()),
     }
     upstream = [*raw_assets, *validated_assets]
     with pytest.MonkeyPatch.context() as env:

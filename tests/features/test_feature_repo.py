@@ -8,10 +8,12 @@ from pathlib import Path
 import yaml
 from feast import ValueType
 
-from platform_assets.defs.features.resources import FEATURE_REPO_DIR, FeastResource
-from platform_assets.lib import constants
-from platform_assets.lib.paths import PlatformPaths
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.core.resources import FeastResource
+from platform_assets.core.settings import FEATURE_REPO_DIR
+from platform_assets.core import constants
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.resources import PlatformPathsResource
 
 from .helpers import materialize, metadata, sha256
 
@@ -87,7 +89,7 @@ def test_an_edited_definition_is_applied(feast_home: Path, tmp_path: Path) -> No
 def test_feature_service_is_versioned_and_documented(feast_resources: dict) -> None:
     materialize("feast_registry", feast_resources)
     store = feast_resources["feast"].store()
-    service = store.get_feature_service(constants.FEATURE_SERVICE)
+    service = store.get_feature_service(MODEL.feature_service)
     assert service.name == "delay_model_v1"
     assert service.owner and service.description and service.tags["version"] == "1"
     assert sorted(p.name for p in service.feature_view_projections) == VIEWS

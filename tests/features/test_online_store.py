@@ -7,10 +7,11 @@ import polars as pl
 import pytest
 from feast import FeatureStore
 
-from platform_assets.defs.features.tables import FeatureTableError
-from platform_assets.lib import constants
-from platform_assets.lib.paths import PlatformPaths
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.core.feature_tables import FeatureTableError
+from platform_assets.core import constants
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.resources import PlatformPathsResource
 
 from .helpers import materialize, metadata, sha256, training_window
 
@@ -21,7 +22,7 @@ SAMPLE = 25
 def service_views(store: FeatureStore) -> list[tuple[str, str, str, list[str]]]:
     """(view, join key, parquet file, features) for every view of the feature service."""
     views = []
-    for projection in store.get_feature_service(constants.FEATURE_SERVICE).feature_view_projections:
+    for projection in store.get_feature_service(MODEL.feature_service).feature_view_projections:
         view = store.get_feature_view(projection.name)
         views.append((view.name, view.join_keys[0], view.batch_source.path, [f.name for f in projection.features]))
     return views
@@ -93,7 +94,7 @@ def test_rerunning_an_older_month_keeps_the_newer_online_values(
 
 def test_feature_service_serves_one_flight(feast_resources: dict, january_and_february_online: dict) -> None:
     store = feast_resources["feast"].store()
-    service = store.get_feature_service(constants.FEATURE_SERVICE)
+    service = store.get_feature_service(MODEL.feature_service)
     row = {"origin": "EWR", "carrier": "UA", "route": "EWR-IAH", "tailnum": "N14228"}
     served = store.get_online_features(features=service, entity_rows=[row]).to_dict()
     assert served["carrier_flights_28d"][0] > 0 and served["temp"][0] is not None

@@ -9,14 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.defs.features.assets import ENTITY_COLUMNS
-from platform_assets.defs.features.resources import (
-    FeastResource,
-    historical_features,
-    service_features,
-)
-from platform_assets.lib.paths import PlatformPaths
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.core.feast import historical_features, service_features
+from platform_assets.core.features import FLIGHT_COLUMNS as ENTITY_COLUMNS
+from platform_assets.core.resources import FeastResource
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.resources import PlatformPathsResource
 
 from .helpers import materialize, metadata, training_window
 
@@ -111,10 +109,10 @@ def test_point_in_time_join_on_hand_made_rows(hand_made_store: FeastResource) ->
             "tailnum": [c[3] for c in CASES],
         }
     )
-    joined = historical_features(hand_made_store.store(), entity_df)
+    joined = historical_features(hand_made_store.store(), entity_df, MODEL.feature_service)
 
     assert list(joined["flight_id"]) == list(entity_df["flight_id"])
-    assert list(joined.columns) == [*entity_df.columns, *service_features(hand_made_store.store())]
+    assert list(joined.columns) == [*entity_df.columns, *service_features(hand_made_store.store(), MODEL.feature_service)]
     expected = pd.DataFrame(
         [c[4:] for c in CASES], columns=["temp", "carrier_flights_7d", "route_flights_28d", "plane_seats"]
     )
@@ -131,7 +129,7 @@ def test_point_in_time_join_on_hand_made_rows(hand_made_store: FeastResource) ->
 def test_historical_features_requires_every_join_key(hand_made_store: FeastResource) -> None:
     entity_df = pd.DataFrame({"event_timestamp": [at("2013-03-01 11:00")], "origin": ["EWR"], "carrier": ["UA"]})
     with pytest.raises(ValueError, match=r"\['route', 'tailnum'\]"):
-        historical_features(hand_made_store.store(), entity_df)
+        historical_features(hand_made_store.store(), entity_df, MODEL.feature_service)
 
 
 # The expected values, by an independent as-of join: the latest row at or before departure,
@@ -168,7 +166,7 @@ def test_training_set_matches_an_independent_asof_join(feast_home: Path, feast_r
     meta = metadata(materialize("training_set", feast_resources, run_config=training_window("2013-01", "2013-02")))
     training = pl.read_parquet(meta["path"])
     features = PlatformPaths(feast_home).feature_tables
-    feature_names = service_features(feast_resources["feast"].store())
+    feature_names = service_features(feast_resources["feast"].store(), MODEL.feature_service)
     expected = asof_expected(features, "2013-01", "2013-02", feature_names)
 
     assert training.height == expected.height == meta["rows"]
@@ -188,7 +186,7 @@ def test_training_set_columns_rows_and_types(feast_home: Path, feast_resources: 
     path = Path(meta["path"])
     assert path == PlatformPaths(feast_home).training_set_file("2013-02", "2013-02")
     training = pl.read_parquet(path)
-    features = service_features(feast_resources["feast"].store())
+    features = service_features(feast_resources["feast"].store(), MODEL.feature_service)
 
     assert training.columns == [*ENTITY_COLUMNS, *features, "is_delayed"]
     events = pl.read_parquet(PlatformPaths(feast_home).feature_tables / "flight_training_events.parquet")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.defs.features.resources import FeastResource
+from platform_assets.core.resources import FeastResource
+from platform_assets.core.settings import reload
 
 
 def test_one_feature_store_per_process_and_platform_home(
@@ -13,6 +14,7 @@ def test_one_feature_store_per_process_and_platform_home(
     assert FeastResource(repo_path=str(Path(FeastResource().repo_path) / ".")).store() is store
 
     monkeypatch.setenv("PLATFORM_HOME", str(tmp_path / "other_home"))
+    reload()  # settings are read once per process
     other = FeastResource().store()
     assert other is not store
     assert other.config.online_store.path == str(tmp_path / "other_home" / "feast" / "online_store.db")

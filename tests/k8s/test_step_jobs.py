@@ -21,8 +21,9 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from platform_assets.lib import k8s
-from platform_assets.lib.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
+from platform_assets.core import k8s
+from platform_assets.core.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
+from platform_assets.core.settings import reload
 
 from .kube_models import as_model, to_dict
 
@@ -125,6 +126,7 @@ def test_gpu_count_node_selector_and_tolerations_come_from_config(
     monkeypatch.setenv("PLATFORM_GPU_COUNT", "4")
     monkeypatch.setenv("PLATFORM_GPU_NODE_SELECTOR", '{"pool": "a100"}')
     monkeypatch.setenv("PLATFORM_GPU_TOLERATIONS", '[{"key": "gpu-only", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}]')
+    reload()
     job = build_step_job(run_launcher, "delay_model", k8s.training_op_tags())
     as_model(job, "V1Job")
     assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == "4"
@@ -149,9 +151,11 @@ def test_cpu_step_gets_modest_cpu_only_resources(run_launcher: K8sRunLauncher) -
 
 
 def test_k8s_mode_uses_the_k8s_job_executor(monkeypatch: pytest.MonkeyPatch) -> None:
-    from platform_assets.lib.environment import platform_executor
+    from platform_assets.core.k8s import platform_executor
 
     monkeypatch.setenv("PLATFORM_ENV", "k8s")
+    reload()
     assert platform_executor().name == "platform_k8s_executor"
     monkeypatch.setenv("PLATFORM_ENV", "local")
+    reload()
     assert platform_executor().name == "multiprocess"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from platform_assets.lib.drift import deterministic_sample, run_drift_report
+from platform_assets.core.drift import deterministic_sample, run_drift_report
 
 
 def frame(n: int, shift: float, seed: int) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import dagster as dg
 import pytest
 
 from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.defs.monitoring.sensors import evaluate_drift_reports, launched_run_tags
+from platform_assets.cli import sensor_run_tags
+from platform_assets.defs.monitoring.sensors import drift_retrain_sensor, evaluate_drift_reports
 
 from . import sensor_defs
 
@@ -133,7 +134,7 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
         [request] = evaluate(instance, None).run_requests
         dg.materialize(
             [sensor_defs.training_set, sensor_defs.delay_model], instance=instance,
-            run_config=request.run_config, tags=launched_run_tags(request),
+            run_config=request.run_config, tags=sensor_run_tags(drift_retrain_sensor, request),
         )
         report(instance, "2013-07", drift_share=0.8)
         daemon = _daemon(home, workspace, env)

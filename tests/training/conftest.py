@@ -6,9 +6,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.defs.training.resources import MLflowResource
-from platform_assets.lib import constants
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.core.resources import MLflowResource
+from platform_assets.core import constants
+from platform_assets.core.resources import PlatformPathsResource
 from tests.training import synthetic
 from tests.training.feast_store import LocalFeastResource, build_store
 
@@ -29,8 +30,8 @@ def synthetic_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("world")
     synthetic.write_world(home)
     store = build_store(home / "warehouse" / "features", home / "feast")
-    synthetic.label_world(home, store, constants.FEATURE_SERVICE)
-    synthetic.write_training_set(home, store, constants.FEATURE_SERVICE, TRAIN_START, TRAIN_END)
+    synthetic.label_world(home, store, MODEL.feature_service)
+    synthetic.write_training_set(home, store, MODEL.feature_service, TRAIN_START, TRAIN_END)
     synthetic.write_validated_lineage(home)
     shutil.rmtree(home / "feast")
     return home

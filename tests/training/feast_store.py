@@ -19,7 +19,8 @@ from feast import (
     ValueType,
 )
 
-from platform_assets.lib import constants
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.core import constants
 
 VIEWS = {  # view name: (table file, join key, ttl)
     "origin_weather": ("feat_origin_weather", "origin", timedelta(hours=3)),
@@ -53,7 +54,7 @@ def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
         views.append(
             FeatureView(name=view_name, entities=[entity], ttl=ttl, source=source, online=False)
         )
-    service = FeatureService(name=constants.FEATURE_SERVICE, features=views)
+    service = FeatureService(name=MODEL.feature_service, features=views)
     store.apply([*entities, *views, service])
     return store
 

@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from platform_assets.lib.model import LABEL
-from platform_assets.lib.model_features import flight_events, point_in_time_features
-from platform_assets.lib.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.core.feast import historical_features
+from platform_assets.core.features import flight_events
+from platform_assets.delay_model.spec import MODEL
+
+LABEL = MODEL.label
+from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
 
 MONTHS = ("2013-01", "2013-02", "2013-03")
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -150,9 +153,9 @@ def label_world(home: Path, store: object, feature_service: str, seed: int = 11)
     """Draw each flight's outcome from its point-in-time features; about 3% are cancelled (no label)."""
     paths = PlatformPaths(home)
     rng = np.random.default_rng(seed)
-    events = flight_events(paths, MONTHS)
+    events = flight_events(paths, MONTHS, LABEL)
     features = (
-        point_in_time_features(store, events, feature_service)
+        historical_features(store, events.to_pandas(), feature_service)
         .set_index("flight_id")
         .loc[events["flight_id"].to_list()]
     )
@@ -179,8 +182,8 @@ def write_training_set(
     """What the features group's training_set asset writes: labelled flights with point-in-time features."""
     paths = PlatformPaths(home)
     months = [m for m in MONTHS if start <= m <= end]
-    events = flight_events(paths, months).filter(pl.col(LABEL).is_not_null())
-    frame = pl.from_pandas(point_in_time_features(store, events, feature_service))
+    events = flight_events(paths, months, LABEL).filter(pl.col(LABEL).is_not_null())
+    frame = pl.from_pandas(historical_features(store, events.to_pandas(), feature_service))
     target = paths.training_set_file(start, end)
     write_parquet_atomic(frame, target)
     return target

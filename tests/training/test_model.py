@@ -10,23 +10,21 @@ import polars as pl
 import pytest
 import torch
 
-from platform_assets.defs.training.checks import gate_result
-from platform_assets.defs.training.evaluation import EvaluationReport, signature_input
-from platform_assets.lib.mlflow_utils import log_delay_model
-from platform_assets.lib.model import (
-    LABEL,
-    Preprocessor,
-    TrainParams,
-    fit,
-    labelled,
-    predict_proba,
-    split_by_time,
-)
+from platform_assets.core.evaluation import EvaluationReport
+from platform_assets.core.model_assets import gate_result
+from platform_assets.core.tabular.params import TrainParams
+from platform_assets.core.tabular.preprocessing import Preprocessor, labelled, split_by_time
+from platform_assets.core.tabular.pyfunc import log_model, signature_input
+from platform_assets.core.tabular.training import predict_proba
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.delay_model.training import fit
+
+LABEL = MODEL.label
 from tests.training.conftest import FAST_TRAINING, TRAIN_END, TRAIN_START
 
 
 def _training_set(world) -> pl.DataFrame:
-    from platform_assets.lib.paths import PlatformPaths
+    from platform_assets.core.paths import PlatformPaths
 
     return pl.read_parquet(PlatformPaths(world).training_set_file(TRAIN_START, TRAIN_END))
 
@@ -61,7 +59,7 @@ def test_preprocessing_ranks_bins_flags_missing_and_maps_unknown_categories() ->
 
 def test_time_split_never_validates_on_the_past(synthetic_world) -> None:
     train, valid, cutoff = split_by_time(
-        labelled(_training_set(synthetic_world)), validation_days=10
+        labelled(_training_set(synthetic_world), LABEL), validation_days=10
     )
     assert train["event_timestamp"].max() < valid["event_timestamp"].min()
     assert str(valid["event_timestamp"].min()) >= cutoff
@@ -81,7 +79,7 @@ def test_model_beats_base_rate_on_later_weeks_and_serves_identically(
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        info = log_delay_model(result, frame.head(50), registered_name=None)
+        info = log_model(result, frame.head(50), registered_name=None)
     served = mlflow.pyfunc.load_model(info.model_uri)
     probe = frame.tail(200).to_pandas()
     probe.loc[probe.index[:5], "carrier"] = "NEW"
@@ -144,7 +142,7 @@ def _report(
 )
 def test_gate(candidate_auc, candidate_ll, champion_auc, margin, passed) -> None:
     assert (
-        gate_result(_report(candidate_auc, candidate_ll, champion_auc), margin, 0.5).passed
+        gate_result("promotion_gate", _report(candidate_auc, candidate_ll, champion_auc), margin, 0.5).passed
         is passed
     )
 
@@ -159,7 +157,7 @@ def test_a_model_logged_before_the_ensemble_fails_to_load_with_a_clear_error(
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        info = log_delay_model(result, frame.head(50), registered_name=None)
+        info = log_model(result, frame.head(50), registered_name=None)
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "m")))
     # Rewrite it as the earlier format stored it: means/stds, one network's architecture.
     [pre_file] = local.rglob("preprocessor.json")

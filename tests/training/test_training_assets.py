@@ -8,13 +8,14 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
+from platform_assets.delay_model.spec import MODEL
 from platform_assets.defs.scoring.assets import flight_predictions
 from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
-from platform_assets.lib import constants
-from platform_assets.lib.mlflow_utils import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
-from platform_assets.lib.model import TrainParams
-from platform_assets.lib.model_features import file_sha256, flight_events
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core.features import file_sha256, flight_events
+from platform_assets.core.registry import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
+from platform_assets.core.tabular.params import DEFAULT_PARAMS, TrainParams
+from platform_assets.core.partitions import MonthWindow
+from platform_assets.core.paths import PlatformPaths
 from tests.training.conftest import (
     FAST_TRAINING,
     HOLDOUT,
@@ -45,7 +46,7 @@ def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
 
 
 def _alias(client: MlflowClient, alias: str) -> str | None:
-    version = alias_version(client, alias)
+    version = alias_version(client, alias, MODEL.name)
     return None if version is None else str(version.version)
 
 
@@ -59,11 +60,11 @@ def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
     trained = metadata(result, "delay_model")
     client = _client(resources)
     run = client.get_run(trained["mlflow_run_id"])
-    source = PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END)
+    source = PlatformPaths(home).training_set_fileMonthWindow(TRAIN_START, TRAIN_END)
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert run.data.tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert run.data.tags["training_data_sha256"] == file_sha256(source)
-    assert run.data.params["learning_rate"] == str(constants.TRAIN_LEARNING_RATE)
+    assert run.data.params["learning_rate"] == str(DEFAULT_PARAMS.learning_rate)
     # one val_loss point per epoch that each ensemble member ran
     logged = [
         len(client.get_metric_history(run.info.run_id, f"member_{k}/val_loss"))
@@ -96,7 +97,7 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
     }
     assert _alias(client, CANDIDATE) == "2"
     assert _alias(client, CHAMPION) == "1"
-    assert client.get_model_version(constants.MODEL_NAME, "2").tags["gate_passed"] == "false"
+    assert client.get_model_version(MODEL.name, "2").tags["gate_passed"] == "false"
     # Running `champion` on its own cannot sneak the blocked candidate in either.
     alone = dg.materialize([champion], resources=resources, raise_on_error=False)
     assert not alone.success and _alias(client, CHAMPION) == "1"
@@ -108,13 +109,13 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
     assert _alias(client, CHAMPION) == "3"
     assert _alias(client, PREVIOUS) == "1"
 
-    restored = rollback(client)
+    restored = rollback(client, MODEL.name)
     assert restored.champion == "1"
     assert _alias(client, CHAMPION) == "1"
     assert _alias(client, PREVIOUS) is None
-    assert client.get_model_version(constants.MODEL_NAME, "3").tags["rolled_back"] == "true"
+    assert client.get_model_version(MODEL.name, "3").tags["rolled_back"] == "true"
     with pytest.raises(RuntimeError, match="no 'previous'"):
-        rollback(client)
+        rollback(client, MODEL.name)
 
 
 def test_retraining_same_window_and_config_reproduces_metrics(resources) -> None:
@@ -133,29 +134,29 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     result = dg.materialize([flight_predictions], resources=resources, partition_key=HOLDOUT)
     paths = PlatformPaths(home)
     predictions = pl.read_parquet(paths.predictions_file(HOLDOUT))
-    events = flight_events(paths, [HOLDOUT])
+    events = flight_events(paths, [HOLDOUT], MODEL.label)
     # every flight of the month, cancelled ones (no label) included, once
     assert events["is_delayed"].null_count() > 0
     assert sorted(predictions["flight_id"].to_list()) == sorted(events["flight_id"].to_list())
     assert predictions["delay_probability"].is_between(0, 1).all()
     assert predictions["delay_probability"].std() > 0.01
     assert set(predictions["model_version"]) == {"1"}
-    assert set(predictions["feature_service"]) == {constants.FEATURE_SERVICE}
+    assert set(predictions["feature_service"]) == {MODEL.feature_service}
     assert metadata(result, "flight_predictions")["dagster/row_count"] == events.height
 
     # prediction -> model version -> training window + data hash -> raw files
     tags = (
         _client(resources)
-        .get_model_version(constants.MODEL_NAME, predictions["model_version"][0])
+        .get_model_version(MODEL.name, predictions["model_version"][0])
         .tags
     )
     assert tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert tags["training_data_sha256"] == file_sha256(
-        paths.training_set_file(TRAIN_START, TRAIN_END)
+        paths.training_set_fileMonthWindow(TRAIN_START, TRAIN_END)
     )
-    assert tags["feature_service"] == constants.FEATURE_SERVICE
+    assert tags["feature_service"] == MODEL.feature_service
     raw = json.loads(tags["raw_files"])
-    assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
+    assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in MonthWindow(TRAIN_START, TRAIN_END)}
 
 
 def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -> None:
@@ -166,11 +167,11 @@ def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -
     recipe = TrainParams(**FAST_TRAINING)
     # the device a model trained on does not change its recipe
     assert (
-        registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, device="cuda")) == "1"
+        registered_version(client, MonthWindow(TRAIN_START, TRAIN_END), replace(recipe, device="cuda")) == "1"
     )
-    assert registered_version(client, (TRAIN_START, HOLDOUT), recipe) is None
-    assert registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, seed=99)) is None
+    assert registered_version(client, MonthWindow(TRAIN_START, HOLDOUT), recipe) is None
+    assert registered_version(client, MonthWindow(TRAIN_START, TRAIN_END), replace(recipe, seed=99)) is None
     assert (
-        registered_version(client, (TRAIN_START, TRAIN_END), replace(recipe, ensemble_size=1))
+        registered_version(client, MonthWindow(TRAIN_START, TRAIN_END), replace(recipe, ensemble_size=1))
         is None
     )

@@ -4,8 +4,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from platform_assets.lib.raw_files import RawFileError, locate, read_raw
-from platform_assets.lib.tables import FLIGHTS, TABLES, WEATHER
+from platform_assets.core.raw_files import RawFileError, locate, read_raw
+from platform_assets.core.tables import FLIGHTS, TABLES, WEATHER
 
 from ..conftest import write_csv
 

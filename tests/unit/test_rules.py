@@ -5,9 +5,9 @@ import polars as pl
 import pytest
 
 from platform_assets.defs.validation.schemas import contract_for
-from platform_assets.lib.raw_files import locate, read_raw
-from platform_assets.lib.rules import StructuralError, rule_counts
-from platform_assets.lib.tables import FLIGHTS, WEATHER
+from platform_assets.core.raw_files import locate, read_raw
+from platform_assets.core.rules import StructuralError, rule_counts
+from platform_assets.core.tables import FLIGHTS, WEATHER
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,16 @@
 """Loading feature_repo/ the way `feast apply` does, and applying it only when it changed."""
 
+from __future__ import annotations
+
 import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from feast import FeatureStore, Project
-from feast.diff.property_diff import TransitionType
-from feast.repo_contents import RepoContents
-from feast.repo_operations import apply_total_with_repo_instance, get_repo_files, parse_repo
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_contents import RepoContents
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ def load_repo_contents(repo_path: Path, project: str) -> RepoContents:
     PLATFORM_HOME when executed, so no copy from an earlier load (of this or another feature
     repo) may be reused, nor left behind to shadow the next load.
     """
+    from feast import Project
+    from feast.repo_operations import get_repo_files, parse_repo
+
     repo_path = repo_path.resolve()
     names = [p.stem for p in get_repo_files(repo_path)]
     _forget_feature_repo_modules(names)
@@ -54,6 +59,9 @@ def _forget_feature_repo_modules(names: list[str]) -> None:
 
 def apply_repo(store: FeatureStore, repo_path: Path) -> ApplyOutcome:
     """Apply feature_repo/ to the registry; when nothing differs, the registry is not written."""
+    from feast.diff.property_diff import TransitionType
+    from feast.repo_operations import apply_total_with_repo_instance
+
     contents = load_repo_contents(repo_path, store.project)
     store.refresh_registry()
     _keep_materialization_history(store, contents)

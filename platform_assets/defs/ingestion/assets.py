@@ -2,15 +2,11 @@
 
 import dagster as dg
 
+from platform_assets.core import landing
+from platform_assets.core.partitions import month_keys, monthly_partitions
+from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.core.tables import TABLES, TableSpec, table_schema
 from platform_assets.defs.ingestion.resources import RawSourceResource
-from platform_assets.lib import landing
-from platform_assets.lib.partitions import month_keys, monthly_partitions
-from platform_assets.lib.resources import PlatformPathsResource
-from platform_assets.lib.tables import TABLES, TableSpec
-
-
-def table_schema(spec: TableSpec) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in spec.columns.items()])
 
 
 def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:

@@ -1,3 +1,5 @@
+"""Where the raw files come from, and the resources the ingestion group uses."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,8 +7,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.lib.raw_files import RawFile, locate, packaged_data_dir, read_raw
-from platform_assets.lib.tables import TableSpec
+from platform_assets.core.raw_files import RawFile, locate, packaged_data_dir, read_raw
+from platform_assets.core.resources import group_resources
+from platform_assets.core.settings import settings
+from platform_assets.core.tables import TableSpec
 
 
 class RawSourceResource(dg.ConfigurableResource):
@@ -23,3 +27,12 @@ class RawSourceResource(dg.ConfigurableResource):
 
     def read(self, spec: TableSpec) -> RawFile:
         return read_raw(locate(self.folder, spec), spec)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    raw_dir = settings().raw_data_dir
+    return dg.Definitions.merge(
+        group_resources("platform"),
+        dg.Definitions(resources={"raw_source": RawSourceResource(data_dir=str(raw_dir) if raw_dir else None)}),
+    )

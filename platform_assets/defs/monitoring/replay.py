@@ -1,22 +1,26 @@
 """The replay's outcome as an asset: the drift-triggered policy that ran, next to two it did not."""
 
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import numpy as np
-import polars as pl
-from mlflow import MlflowClient
 from pydantic import Field
 
+from platform_assets.core import constants
+from platform_assets.core.metrics import rank_auc
+from platform_assets.core.partitions import MonthWindow, all_months
+from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.core.resources import MLflowResource, PlatformPathsResource
+from platform_assets.core.tabular.params import RUNTIME_PARAMS, TrainParams
 from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.defs.training.evaluation import predict_version
-from platform_assets.defs.training.resources import MLflowResource
-from platform_assets.lib import constants
-from platform_assets.lib.drift import PREDICTION, TARGET
-from platform_assets.lib.model import TrainParams, fit, predict_proba, rank_auc
-from platform_assets.lib.partitions import monthly_partitions
-from platform_assets.lib.paths import PlatformPaths, write_parquet_atomic
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.delay_model.spec import MODEL
+
+if TYPE_CHECKING:
+    import polars as pl
+    from mlflow import MlflowClient
+
+TARGET, PREDICTION = MODEL.label, MODEL.prediction
 
 
 class ReplayConfig(dg.Config):
@@ -27,16 +31,20 @@ class ReplayConfig(dg.Config):
 
 
 def scored_months(paths: PlatformPaths, first: str) -> list[str]:
-    keys = monthly_partitions.get_partition_keys()
+    keys = all_months()
     return [m for m in keys[keys.index(first) :] if paths.predictions_file(m).exists()]
 
 
-def labelled_rows(paths: PlatformPaths, month: str) -> pl.DataFrame:
+def labelled_rows(paths: PlatformPaths, month: str) -> "pl.DataFrame":
+    import polars as pl
+
     return pl.read_parquet(paths.predictions_file(month)).filter(pl.col(TARGET).is_not_null())
 
 
-def month_features(paths: PlatformPaths, initial_set: pl.DataFrame, month: str) -> pl.DataFrame:
+def month_features(paths: PlatformPaths, initial_set: "pl.DataFrame", month: str) -> "pl.DataFrame":
     """Point-in-time features + label of a month: the first training set, or the prediction log."""
+    import polars as pl
+
     columns = initial_set.columns
     if paths.predictions_file(month).exists():
         return labelled_rows(paths, month).select(columns).cast(initial_set.schema)
@@ -66,22 +74,18 @@ def retrain_outcome(instance: dg.DagsterInstance, month: str) -> tuple[bool, boo
     return True, any(record.event_log_entry.run_id in run_ids for record in champions)
 
 
-# Run parameters that say where a model trained, not how: they do not make two recipes differ.
-_RUNTIME_PARAMS = frozenset({"device", "mixed_precision"})
-
-
 def registered_version(
-    client: MlflowClient, window: tuple[str, str], params: TrainParams
+    client: "MlflowClient", window: MonthWindow, params: TrainParams
 ) -> str | None:
     """The newest registered version trained on exactly this window with this recipe (no search), if any.
 
     Retraining is reproducible (same window, same config, same model; tested), so a retrain the drift
     policy already ran is the model the retrain-every-month policy would have trained.
     """
-    wanted = {k: str(v) for k, v in params.as_mlflow_params().items() if k not in _RUNTIME_PARAMS}
-    versions = client.search_model_versions(f"name='{constants.MODEL_NAME}'")
+    wanted = {k: str(v) for k, v in params.as_mlflow_params().items() if k not in RUNTIME_PARAMS}
+    versions = client.search_model_versions(f"name='{MODEL.name}'")
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        if version.tags.get("training_window") != f"{window[0]}..{window[1]}" or not version.run_id:
+        if version.tags.get("training_window") != str(window) or not version.run_id:
             continue
         logged = client.get_run(version.run_id).data.params
         if logged.get("search") != "True" and all(logged.get(k) == v for k, v in wanted.items()):
@@ -89,7 +93,7 @@ def registered_version(
     return None
 
 
-def plot(table: pl.DataFrame, target) -> None:
+def plot(table: "pl.DataFrame", target: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,6 +130,13 @@ def replay_summary(
     mlflow_store: MLflowResource,
 ) -> dg.MaterializeResult:
     """Replay table per month: drift share, retrained?, champion version and AUC, vs frozen and monthly retraining."""
+    import numpy as np
+    import polars as pl
+
+    from platform_assets.core.tabular.training import predict_proba
+    from platform_assets.delay_model.registry import predict_version
+    from platform_assets.delay_model.training import fit
+
     paths = platform.paths
     months = scored_months(paths, config.first_month)
     if not months:
@@ -134,10 +145,10 @@ def replay_summary(
         )
     first_scores = pl.read_parquet(paths.predictions_file(months[0]))
     first_version = first_scores["model_version"][0]
-    initial_window = first_scores["training_window"][0].split("..")
-    initial_set = pl.read_parquet(paths.training_set_file(*initial_window))
+    initial_window = MonthWindow.parse(first_scores["training_window"][0])
+    initial_set = pl.read_parquet(paths.training_set_file(initial_window.start, initial_window.end))
     params = replace(TrainParams(), device="cpu")
-    mlflow_store.activate()
+    mlflow_store.activate(MODEL.experiment)
     client = mlflow_store.client()
 
     rows = []
@@ -145,17 +156,15 @@ def replay_summary(
         scored = labelled_rows(paths, month)
         y = scored[TARGET].to_numpy()
         features = month_features(paths, initial_set, month).to_pandas()
-        frozen = predict_version(constants.MODEL_NAME, first_version, features)
+        frozen = predict_version(first_version, features)
         window = retrain_policy.training_window(month)
         if window is None:
             raise dg.Failure(f"no {retrain_policy.window_months}-month window before {month}")
         reused = registered_version(client, window, params)
         if reused is not None:
-            monthly_scores = predict_version(constants.MODEL_NAME, reused, features)
+            monthly_scores = predict_version(reused, features)
         else:
-            keys = monthly_partitions.get_partition_keys()
-            train_months = keys[keys.index(window[0]) : keys.index(window[1]) + 1]
-            train = pl.concat([month_features(paths, initial_set, m) for m in train_months])
+            train = pl.concat([month_features(paths, initial_set, m) for m in window.months])
             monthly = fit(train, params)
             monthly_scores = predict_proba(monthly.model, monthly.preprocessor, features)
         report = latest_report(context.instance, month)
@@ -177,7 +186,7 @@ def replay_summary(
         )
         context.log.info(f"{rows[-1]}")
     table = pl.DataFrame(rows)
-    folder = paths.reports / "replay"
+    folder = paths.replay_reports
     folder.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(table, folder / "replay.parquet")
     table.write_csv(folder / "replay.csv")
@@ -201,7 +210,7 @@ def replay_summary(
     )
 
 
-def markdown(table: pl.DataFrame) -> str:
+def markdown(table: "pl.DataFrame") -> str:
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * table.width + "\n"
 
     def cell(v: object) -> str:

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.lib import constants
-from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.core import constants
+from platform_assets.core.partitions import MonthWindow
+from platform_assets.core.resources import group_resources
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ class RetrainPolicy(dg.ConfigurableResource):
         window = self.training_window(month)
         if window is None:
             return Decision(False, f"{month}: {facts}; fewer than {self.window_months} earlier months to retrain on")
-        if metadata.get("reference_window") == f"{window[0]}..{window[1]}":
-            return Decision(False, f"{month}: {facts}; the champion already trained on {window[0]}..{window[1]}")
+        if metadata.get("reference_window") == str(window):
+            return Decision(False, f"{month}: {facts}; the champion already trained on {window}")
         if share is not None and share >= self.drift_share_threshold:
             return Decision(True, f"{month}: {facts} >= {self.drift_share_threshold:.2f} drift share")
         if drop is not None and drop >= self.auc_drop_threshold:
@@ -48,18 +49,21 @@ class RetrainPolicy(dg.ConfigurableResource):
             f"{month}: {facts} below thresholds ({self.drift_share_threshold:.2f} share, {self.auc_drop_threshold:.3f} AUC drop)",
         )
 
-    def training_window(self, month: str) -> tuple[str, str] | None:
-        keys = monthly_partitions.get_partition_keys()
-        i = keys.index(month)
-        if i < self.window_months:
-            return None
-        return keys[i - self.window_months], keys[i - 1]
+    def training_window(self, month: str) -> MonthWindow | None:
+        return MonthWindow.trailing(month, self.window_months)
 
     def run_config(self, month: str) -> dict:
         """Train on the months before `month`; model_evaluation holds out the next month, `month` itself."""
         window = self.training_window(month)
         if window is None:
             raise ValueError(f"no full {self.window_months}-month window before {month}")
-        start, end = window
-        span = {"start_month": start, "end_month": end}
+        span = {"start_month": window.start, "end_month": window.end}
         return {"ops": {"training_set": {"config": span}, "delay_model": {"config": span}}}
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions.merge(
+        group_resources("platform", "mlflow_store", "feast"),
+        dg.Definitions(resources={"retrain_policy": RetrainPolicy()}),
+    )

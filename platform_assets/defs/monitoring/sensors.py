@@ -12,12 +12,6 @@ SENSOR_NAME = "drift_retrain_sensor"
 BATCH = 50
 
 
-def launched_run_tags(request: dg.RunRequest, sensor_name: str = SENSOR_NAME) -> dict[str, str]:
-    """Tags of a run launched for `request` outside the daemon (the replay), as the daemon tags its
-    own: a daemon started later finds the run key and launches nothing twice."""
-    return {**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": sensor_name}
-
-
 def build_drift_retrain_sensor(
     job: Any, name: str = SENSOR_NAME, minimum_interval_seconds: int = 30
 ) -> dg.SensorDefinition:

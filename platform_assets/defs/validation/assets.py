@@ -6,15 +6,14 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.defs.ingestion.assets import table_schema
 from platform_assets.defs.validation.checks import quarantine_check_result, quarantine_check_spec
 from platform_assets.defs.validation.schemas import contract_for
-from platform_assets.lib import constants, landing
-from platform_assets.lib.partitions import month_keys, monthly_partitions
-from platform_assets.lib.paths import PlatformPaths, write_parquet_atomic
-from platform_assets.lib.resources import PlatformPathsResource
-from platform_assets.lib.rules import rule_counts
-from platform_assets.lib.tables import LINEAGE_COLUMNS, TABLES, TableSpec
+from platform_assets.core import constants, landing
+from platform_assets.core.partitions import month_keys, monthly_partitions
+from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.core.rules import rule_counts
+from platform_assets.core.tables import LINEAGE_COLUMNS, TABLES, TableSpec, table_schema
 
 
 class ValidationConfig(dg.Config):

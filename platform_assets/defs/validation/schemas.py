@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from platform_assets.lib.rules import Contract, Rule
-from platform_assets.lib.tables import AIRLINES, AIRPORTS, FLIGHTS, PLANES, WEATHER
+from platform_assets.core.rules import Contract, Rule
+from platform_assets.core.tables import AIRLINES, AIRPORTS, FLIGHTS, PLANES, WEATHER
 
 NYC_AIRPORTS = ("EWR", "JFK", "LGA")
 LOCAL_TZ = "America/New_York"

@@ -1,22 +1,22 @@
 """dbt models on DuckDB: staging views, the fct_flights mart and the feature tables Feast reads."""
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from platform_assets.lib.dbt import dbt_project, translator
-from platform_assets.lib.partitions import monthly_partitions
-from platform_assets.lib.resources import PlatformPathsResource
-
-WAREHOUSE_POOL = "warehouse"
+from platform_assets.core.constants import WAREHOUSE_POOL
+from platform_assets.core.dbt import dbt_project, translator
+from platform_assets.core.partitions import monthly_partitions
+from platform_assets.core.resources import PlatformPathsResource
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
     dagster_dbt_translator=translator,
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -26,7 +26,10 @@ def warehouse_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformPathsResource
 ) -> Iterator[Any]:
     """dbt build of the months in this run (start_month/end_month vars); dbt tests become asset checks."""
-    platform.paths.feature_tables.mkdir(parents=True, exist_ok=True)
+    paths = platform.paths
+    paths.feature_tables.mkdir(parents=True, exist_ok=True)
     window = context.partition_key_range
     dbt_vars = {"start_month": window.start, "end_month": window.end}
+    # The profile reads where the warehouse and feature tables are from these (profiles.yml).
+    os.environ.update(paths.dbt_env())
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -1,7 +1,7 @@
-"""The delay network and its training loop on tensors: torch, numpy and scikit-learn only.
+"""The network, its training loop on tensors, and `fit` from a training-set frame.
 
-Kept apart from the dataframe preprocessing (lib/model.py) so a GPU machine with only a torch stack
-can run the exact training code (benchmarks/training.py --tensors).
+The tensor loop (`train_tensors`) needs only torch and numpy, so a GPU machine with only a torch
+stack runs the exact training code (benchmarks/training.py --tensors).
 """
 
 from __future__ import annotations
@@ -10,21 +10,29 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import polars as pl
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from platform_assets.lib import constants
+from platform_assets.core.metrics import binary_metrics, rank_auc
+from platform_assets.core.tabular.params import TrainParams
+from platform_assets.core.tabular.preprocessing import (
+    Columns,
+    Preprocessor,
+    labelled,
+    split_by_time,
+)
 
 # (member, epoch, metrics): called after every epoch of every ensemble member.
 EpochCallback = Callable[[int, int, dict[str, float]], None]
 
 
-class DelayNet(nn.Module):
+class TabularNet(nn.Module):
     """Embeddings for categories, concatenated with numerics, through an MLP to one logit."""
 
     def __init__(
@@ -47,14 +55,14 @@ class DelayNet(nn.Module):
         return self.mlp(torch.cat(parts, dim=1)).squeeze(1)
 
 
-class DelayEnsemble(nn.Module):
+class Ensemble(nn.Module):
     """Networks trained alike from different seeds; the ensemble's logit is the mean of theirs.
 
     Averaging a few seeds removes most of the seed-to-seed spread in held-out AUC (0.01-0.02 per
     month for a single network on 2013), which early stopping on one short validation window cannot.
     """
 
-    def __init__(self, members: Sequence[DelayNet]) -> None:
+    def __init__(self, members: Sequence[TabularNet]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
 
@@ -66,33 +74,11 @@ class DelayEnsemble(nn.Module):
         hidden: Sequence[int],
         dropout: float,
         members: int,
-    ) -> DelayEnsemble:
-        return cls([DelayNet(n_numeric, cardinalities, hidden, dropout) for _ in range(members)])
+    ) -> Ensemble:
+        return cls([TabularNet(n_numeric, cardinalities, hidden, dropout) for _ in range(members)])
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(numeric, categorical) for m in self.members]).mean(0)
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    hidden_sizes: tuple[int, ...] = constants.TRAIN_HIDDEN_SIZES
-    dropout: float = constants.TRAIN_DROPOUT
-    learning_rate: float = constants.TRAIN_LEARNING_RATE
-    weight_decay: float = constants.TRAIN_WEIGHT_DECAY
-    batch_size: int = constants.TRAIN_BATCH_SIZE
-    max_epochs: int = constants.TRAIN_MAX_EPOCHS
-    patience: int = constants.TRAIN_PATIENCE
-    min_epochs: int = constants.TRAIN_MIN_EPOCHS
-    validation_days: int = constants.TRAIN_VALIDATION_DAYS
-    seed: int = constants.TRAIN_SEED
-    ensemble_size: int = constants.TRAIN_ENSEMBLE_SIZE
-    device: str = "auto"
-    mixed_precision: bool = True
-
-    def as_mlflow_params(self) -> dict[str, Any]:
-        params = asdict(self)
-        params["hidden_sizes"] = ",".join(map(str, self.hidden_sizes))
-        return params
 
 
 @dataclass
@@ -153,56 +139,6 @@ def predict_logits(
     return torch.cat(out) if out else torch.zeros(0, device=device)
 
 
-def rank_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC from average ranks (Mann-Whitney); numpy only, so the epoch loop wakes no extra thread pools."""
-    y = np.asarray(y_true) > 0.5
-    positives, negatives = int(y.sum()), int((~y).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
-    ranks = average_rank[inverse]
-    return float((ranks[y].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
-
-
-def binary_metrics(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, float]:
-    """AUC, log loss, Brier score and expected calibration error of probabilities."""
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.clip(np.asarray(proba, dtype=np.float64), 1e-7, 1 - 1e-7)
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    ece = sum(
-        abs(y[which == b].mean() - p[which == b].mean()) * (which == b).mean()
-        for b in range(bins)
-        if (which == b).any()
-    )
-    return {
-        "auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
-        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
-        "brier": float(np.mean((p - y) ** 2)),
-        "ece": float(ece),
-        "rows": float(len(y)),
-        "positive_rate": float(y.mean()) if len(y) else float("nan"),
-    }
-
-
-def reliability_table(
-    y_true: np.ndarray, proba: np.ndarray, bins: int = 10
-) -> list[dict[str, float]]:
-    y, p = np.asarray(y_true, float), np.asarray(proba, float)
-    which = np.clip(np.digitize(p, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
-    return [
-        {
-            "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
-            "rows": int((which == b).sum()),
-            "mean_predicted": round(float(p[which == b].mean()), 4),
-            "observed_rate": round(float(y[which == b].mean()), 4),
-        }
-        for b in range(bins)
-        if (which == b).any()
-    ]
-
-
 def make_optimiser(
     model: nn.Module, params: TrainParams, device: torch.device
 ) -> torch.optim.Optimizer:
@@ -223,7 +159,7 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @dataclass
 class LoopResult:
-    model: DelayEnsemble
+    model: Ensemble
     device: str
     history: list[dict[str, float]]
     best_epochs: list[int]
@@ -247,9 +183,9 @@ def train_tensors(
     device = resolve_device(params.device)
     configure_threads()
     train_d, valid_d = train.to(device), valid.to(device)
-    members: list[DelayNet] = []
+    members: list[TabularNet] = []
     result = LoopResult(
-        model=DelayEnsemble([]),
+        model=Ensemble([]),
         device=str(device),
         history=[],
         best_epochs=[],
@@ -262,7 +198,7 @@ def train_tensors(
             train_d, valid_d, n_numeric, cardinalities, params, member, result, on_epoch_end
         )
         members.append(net)
-    result.model = DelayEnsemble(members).cpu().eval()
+    result.model = Ensemble(members).cpu().eval()
     return result
 
 
@@ -275,13 +211,13 @@ def _train_member(
     member: int,
     result: LoopResult,
     on_epoch_end: EpochCallback | None,
-) -> DelayNet:
+) -> TabularNet:
     """Mini-batch AdamW with early stopping on validation loss; returns the best epoch's weights."""
     device = torch.device(result.device)
     seed = params.seed + member
     seed_everything(seed)
     amp = params.mixed_precision and device.type == "cuda"
-    model = DelayNet(n_numeric, cardinalities, params.hidden_sizes, params.dropout).to(device)
+    model = TabularNet(n_numeric, cardinalities, params.hidden_sizes, params.dropout).to(device)
     optimiser = make_optimiser(model, params, device)
     loss_fn = nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(seed)
@@ -328,3 +264,119 @@ def _train_member(
     result.best_epochs.append(best_epoch)
     model.load_state_dict(best_state)
     return model.cpu().eval()
+
+
+@dataclass
+class FitResult:
+    model: Ensemble
+    preprocessor: Preprocessor
+    params: TrainParams
+    device: str
+    history: list[dict[str, float]]
+    best_epochs: list[int]
+    train_rows: int
+    validation_rows: int
+    validation_start: str
+    val_metrics: dict[str, float]
+    samples_trained: int
+    loop_seconds: int | float
+    callback_seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_trained / self.loop_seconds if self.loop_seconds else 0.0
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "n_numeric": self.preprocessor.n_inputs,
+            "cardinalities": self.preprocessor.cardinalities,
+            "hidden": list(self.params.hidden_sizes),
+            "dropout": self.params.dropout,
+            "members": len(self.model.members),
+        }
+
+
+def to_tensors(frame: pd.DataFrame, preprocessor: Preprocessor, label_column: str) -> Tensors:
+    numeric, categorical = preprocessor.transform(frame)
+    label = (
+        frame[label_column].to_numpy(np.float32)
+        if label_column in frame.columns
+        else np.zeros(len(frame), np.float32)
+    )
+    return Tensors(
+        torch.from_numpy(numeric), torch.from_numpy(categorical), torch.from_numpy(label)
+    )
+
+
+def prepare(
+    frame: pl.DataFrame, params: TrainParams, columns: Columns
+) -> tuple[Preprocessor, Tensors, Tensors, str]:
+    """Split by time, fit preprocessing on the training side only, and tensorise both sides."""
+    train, valid, validation_start = split_by_time(
+        labelled(frame, columns.label), params.validation_days
+    )
+    train_pd, valid_pd = train.to_pandas(), valid.to_pandas()
+    numeric, categorical = columns.features(train)
+    preprocessor = Preprocessor.fit(train_pd, numeric, categorical)
+    return (
+        preprocessor,
+        to_tensors(train_pd, preprocessor, columns.label),
+        to_tensors(valid_pd, preprocessor, columns.label),
+        validation_start,
+    )
+
+
+def train_loop(
+    train: Tensors,
+    valid: Tensors,
+    preprocessor: Preprocessor,
+    params: TrainParams,
+    on_epoch_end: EpochCallback | None = None,
+) -> FitResult:
+    """`train_tensors` on the preprocessor's inputs, with validation metrics of the best epoch."""
+    loop = train_tensors(
+        train, valid, preprocessor.n_inputs, preprocessor.cardinalities, params, on_epoch_end
+    )
+    val_proba = torch.sigmoid(predict_logits(loop.model, valid)).numpy()
+    return FitResult(
+        model=loop.model,
+        preprocessor=preprocessor,
+        params=params,
+        device=loop.device,
+        history=loop.history,
+        best_epochs=loop.best_epochs,
+        train_rows=len(train),
+        validation_rows=len(valid),
+        validation_start="",
+        val_metrics=binary_metrics(valid.label.numpy(), val_proba),
+        samples_trained=loop.samples_trained,
+        loop_seconds=loop.loop_seconds,
+        callback_seconds=loop.callback_seconds,
+        epoch_seconds=loop.epoch_seconds,
+    )
+
+
+def fit(
+    frame: pl.DataFrame,
+    params: TrainParams,
+    columns: Columns,
+    on_epoch_end: EpochCallback | None = None,
+) -> FitResult:
+    """Train on a point-in-time training set (one row per prediction, the label in columns.label)."""
+    preprocessor, train, valid, validation_start = prepare(frame, params, columns)
+    result = train_loop(train, valid, preprocessor, params, on_epoch_end)
+    result.validation_start = validation_start
+    return result
+
+
+def predict_proba(
+    model: torch.nn.Module, preprocessor: Preprocessor, frame: pd.DataFrame
+) -> np.ndarray:
+    """Delay probabilities for feature rows, on CPU, with exactly the training-time transform."""
+    configure_threads()
+    numeric, categorical = preprocessor.transform(frame)
+    data = Tensors(
+        torch.from_numpy(numeric), torch.from_numpy(categorical), torch.zeros(len(frame))
+    )
+    return torch.sigmoid(predict_logits(model.cpu(), data)).numpy().astype(np.float64)

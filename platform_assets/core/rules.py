@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import pandera.polars as pa
+from typing import TYPE_CHECKING
+
 import polars as pl
 
-from platform_assets.lib.tables import TableSpec
+if TYPE_CHECKING:
+    import pandera.polars as pa
+
+from platform_assets.core.tables import TableSpec
 
 CAST_RULE = "values_parse_as_declared_types"
 UNIQUE_RULE = "unique_key"
@@ -92,6 +96,8 @@ class Contract:
         return valid, bad
 
     def pandera_schema(self) -> pa.DataFrameSchema:
+        import pandera.polars as pa
+
         def as_check(rule: Rule) -> pa.Check:
             return pa.Check(
                 lambda data, expr=rule.passes: data.lazyframe.select(expr.fill_null(True)),

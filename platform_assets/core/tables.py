@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import dagster as dg
 import polars as pl
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -25,6 +26,11 @@ class TableSpec:
     @property
     def required_columns(self) -> list[str]:
         return [c for c in self.columns if c not in self.optional_columns]
+
+
+def table_schema(spec: TableSpec) -> dg.TableSchema:
+    """The declared columns as Dagster shows them (`dagster/column_schema`)."""
+    return dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in spec.columns.items()])
 
 
 I32, F64, STR = pl.Int32(), pl.Float64(), pl.String()

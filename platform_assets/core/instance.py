@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core.paths import PlatformPaths
 
 # Every pool this platform uses guards a single-writer store (the DuckDB warehouse, the Feast
 # registry and SQLite online store), so every pool holds one slot.

@@ -1,4 +1,4 @@
-"""The delay model as an MLflow pyfunc (preprocessing + torch weights), and registry alias moves."""
+"""A tabular model as an MLflow pyfunc (stored preprocessing + torch weights): log, load, predict."""
 
 from __future__ import annotations
 
@@ -13,27 +13,15 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from platform_assets.lib import constants
-from platform_assets.lib.model import (
-    DelayEnsemble,
-    FitResult,
-    Preprocessor,
-    model_input,
-    predict_proba,
-)
-
-CHAMPION = "champion"
-PREVIOUS = "previous"
-CANDIDATE = "candidate"
+from platform_assets.core.tabular.preprocessing import Preprocessor, category_strings, model_input
+from platform_assets.core.tabular.training import Ensemble, FitResult, predict_proba
 
 
-class DelayModelPyfunc(mlflow.pyfunc.PythonModel):
-    """Serves delay probabilities: applies the stored preprocessing, then the torch network."""
+class TabularPyfunc(mlflow.pyfunc.PythonModel):
+    """Serves probabilities: applies the stored preprocessing, then the torch ensemble."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         stored = json.loads(Path(context.artifacts["preprocessor"]).read_text())
@@ -47,7 +35,7 @@ class DelayModelPyfunc(mlflow.pyfunc.PythonModel):
                 "PLATFORM_HOME (make clean)"
             )
         self.preprocessor = Preprocessor.from_dict(stored)
-        self.model = DelayEnsemble.build(
+        self.model = Ensemble.build(
             arch["n_numeric"],
             arch["cardinalities"],
             arch["hidden"],
@@ -74,7 +62,7 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def log_delay_model(fit: FitResult, example: pd.DataFrame, registered_name: str | None) -> Any:
+def log_model(fit: FitResult, example: pd.DataFrame, registered_name: str | None) -> Any:
     """Log the fitted model with signature and input example inside the active run; maybe register it."""
     example = model_input(example, fit.preprocessor)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +75,7 @@ def log_delay_model(fit: FitResult, example: pd.DataFrame, registered_name: str 
         output = predict_proba(fit.model, fit.preprocessor, example)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=DelayModelPyfunc(),
+            python_model=TabularPyfunc(),
             artifacts={"preprocessor": str(pre_path), "weights": str(weights_path)},
             signature=infer_signature(example, output),
             input_example=example.head(5),
@@ -96,51 +84,24 @@ def log_delay_model(fit: FitResult, example: pd.DataFrame, registered_name: str 
         )
 
 
-def alias_version(
-    client: MlflowClient, alias: str, name: str = constants.MODEL_NAME
-) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
 def load_version(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 
-@dataclass(frozen=True)
-class Promotion:
-    champion: str
-    previous: str | None
+def signature_input(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a logged version's signature names, typed as it says: floats or category strings."""
+    out = {}
+    for spec in model.metadata.get_input_schema().inputs:
+        column = frame[spec.name]
+        out[spec.name] = (
+            category_strings(column)
+            if spec.type.name == "string"
+            else pd.to_numeric(column, errors="coerce").astype("float64")
+        )
+    return pd.DataFrame(out)
 
 
-def promote(client: MlflowClient, version: str, name: str = constants.MODEL_NAME) -> Promotion:
-    """Make `version` the champion; the champion it replaces keeps alias `previous` for rollback."""
-    current = alias_version(client, CHAMPION, name)
-    previous = (
-        current.version if current is not None and str(current.version) != str(version) else None
-    )
-    if previous is not None:
-        client.set_registered_model_alias(name, PREVIOUS, previous)
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    kept = alias_version(client, PREVIOUS, name)
-    return Promotion(
-        champion=str(version), previous=str(kept.version) if kept is not None else None
-    )
-
-
-def rollback(client: MlflowClient, name: str = constants.MODEL_NAME) -> Promotion:
-    """Give the champion alias back to the `previous` version; the demoted one is tagged, not deleted.
-
-    The `previous` alias is removed so that a second rollback cannot bounce back to the bad version.
-    """
-    previous = alias_version(client, PREVIOUS, name)
-    if previous is None:
-        raise RuntimeError(f"{name} has no '{PREVIOUS}' version to roll back to")
-    demoted = alias_version(client, CHAMPION, name)
-    client.set_registered_model_alias(name, CHAMPION, previous.version)
-    client.delete_registered_model_alias(name, PREVIOUS)
-    if demoted is not None:
-        client.set_model_version_tag(name, demoted.version, "rolled_back", "true")
-    return Promotion(champion=str(previous.version), previous=None)
+def predict_version(name: str, version: str | int, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of a registered version for feature rows (any extra columns are ignored)."""
+    model = load_version(name, version)
+    return np.asarray(model.predict(signature_input(model, frame)), dtype=np.float64)

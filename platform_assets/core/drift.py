@@ -7,13 +7,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
-from evidently import BinaryClassification, DataDefinition, Dataset, Report
-from evidently.metrics import RocAuc, ValueDrift
-from evidently.presets import DataDriftPreset
+from typing import TYPE_CHECKING
 
-TARGET = "is_delayed"
-PREDICTION = "delay_probability"
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -46,17 +43,23 @@ def run_drift_report(
     categorical: list[str],
     html_path: Path,
     json_path: Path,
+    target: str,
+    prediction: str,
 ) -> DriftSummary:
     """Data drift per feature, prediction drift and (labelled rows) classification quality; saves HTML + JSON."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.metrics import RocAuc, ValueDrift
+    from evidently.presets import DataDriftPreset
+
     definition = DataDefinition(
-        numerical_columns=[*numerical, PREDICTION],
+        numerical_columns=[*numerical, prediction],
         categorical_columns=categorical,
-        classification=[BinaryClassification(target=TARGET, prediction_probas=PREDICTION)],
+        classification=[BinaryClassification(target=target, prediction_probas=prediction)],
     )
-    columns = [*numerical, *categorical, TARGET, PREDICTION]
-    prepared = [_prepare(frame[columns], categorical) for frame in (current, reference)]
+    columns = [*numerical, *categorical, target, prediction]
+    prepared = [_prepare(frame[columns], categorical, target) for frame in (current, reference)]
     report = Report(
-        [DataDriftPreset(columns=[*numerical, *categorical]), ValueDrift(column=PREDICTION), RocAuc()],
+        [DataDriftPreset(columns=[*numerical, *categorical]), ValueDrift(column=prediction), RocAuc()],
         include_tests=True,
     )
     snapshot = report.run(
@@ -67,18 +70,20 @@ def run_drift_report(
     snapshot.save_html(str(html_path))
     document = json.loads(snapshot.json())
     json_path.write_text(json.dumps(document, indent=1))
-    return summarize(document, features=[*numerical, *categorical], rows=(len(current), len(reference)))
+    return summarize(
+        document, features=[*numerical, *categorical], rows=(len(current), len(reference)), prediction=prediction
+    )
 
 
-def _prepare(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+def _prepare(frame: pd.DataFrame, categorical: list[str], target: str) -> pd.DataFrame:
     out = frame.copy()
     for column in categorical:
         out[column] = out[column].astype("string").fillna("<missing>")
-    out[TARGET] = out[TARGET].astype(int)
+    out[target] = out[target].astype(int)
     return out
 
 
-def summarize(document: dict, features: list[str], rows: tuple[int, int]) -> DriftSummary:
+def summarize(document: dict, features: list[str], rows: tuple[int, int], prediction: str) -> DriftSummary:
     scores: dict[str, float] = {}
     drifted: set[str] = set()
     share = auc = None
@@ -100,8 +105,8 @@ def summarize(document: dict, features: list[str], rows: tuple[int, int]) -> Dri
         drift_share=share,
         drifted_columns=sorted(drifted & set(features)),
         column_scores={c: round(scores[c], 6) for c in features if c in scores},
-        prediction_drift_score=scores.get(PREDICTION, float("nan")),
-        prediction_drifted=PREDICTION in drifted,
+        prediction_drift_score=scores.get(prediction, float("nan")),
+        prediction_drifted=prediction in drifted,
         auc=auc,
         rows_current=rows[0],
         rows_reference=rows[1],

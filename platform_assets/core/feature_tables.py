@@ -1,12 +1,14 @@
 """Checks on the parquet tables Feast reads, run before anything is written from them."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import pyarrow.parquet as pq
-from feast import FeatureView
+if TYPE_CHECKING:
+    from feast import FeatureView
 
 
 class FeatureTableError(ValueError):
@@ -37,6 +39,9 @@ def _sql_path(path: Path) -> str:
 
 def check_table(contract: TableContract) -> int:
     """Raise FeatureTableError unless the file exists, has every column and no null key; return rows."""
+    import duckdb
+    import pyarrow.parquet as pq
+
     path = contract.path
     if not path.is_file():
         raise FeatureTableError(f"{path}: file not found (rule: feature table exists; build the warehouse first)")
@@ -62,6 +67,8 @@ def check_table(contract: TableContract) -> int:
 
 def entities_in_window(contract: TableContract, start: datetime, end: datetime) -> int:
     """Entities with a row in [start, end]: what materializing that window writes (one row each)."""
+    import duckdb
+
     *keys, timestamp = contract.keys
     key_list = ", ".join(f'"{k}"' for k in keys)
     query = (

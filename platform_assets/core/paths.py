@@ -1,4 +1,8 @@
-"""Where every artefact lives under PLATFORM_HOME; deleting that folder resets the platform."""
+"""Where every artefact lives under PLATFORM_HOME; deleting that folder resets the platform.
+
+The only module that derives paths: assets, the CLI, benchmarks and the Feast repository
+(feature_repo/data_sources.py) all ask a PlatformPaths.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,23 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from platform_assets.core.settings import Settings
 
 
 @dataclass(frozen=True)
 class PlatformPaths:
     home: Path
+    features_root: Path | None = None
+    """FEATURES_ROOT when set (a shared volume on k8s); otherwise under home."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlatformPaths:
+        return cls(settings.home, settings.features_root)
 
     @property
     def landing(self) -> Path:
@@ -36,7 +51,11 @@ class PlatformPaths:
 
     @property
     def feature_tables(self) -> Path:
-        return self.warehouse_dir / "features"
+        return self.features_root or self.warehouse_dir / "features"
+
+    def feature_table(self, model: str) -> Path:
+        """The parquet file dbt writes for a feature model and Feast reads."""
+        return self.feature_tables / f"{model}.parquet"
 
     @property
     def feast_dir(self) -> Path:
@@ -46,11 +65,11 @@ class PlatformPaths:
     def training_sets(self) -> Path:
         return self.home / "features" / "training_sets"
 
-    def training_set_file(self, start_month: str, end_month: str) -> Path:
-        return self.training_sets / f"training_set_{start_month}_{end_month}.parquet"
+    def training_set_file(self, start_month: str, end_month: str, name: str = "training_set") -> Path:
+        return self.training_sets / f"{name}_{start_month}_{end_month}.parquet"
 
-    def predictions_file(self, partition: str) -> Path:
-        return self.home / "lake" / "predictions" / f"month={partition}" / "data.parquet"
+    def predictions_file(self, partition: str, name: str = "flight_predictions") -> Path:
+        return self.home / "lake" / name / f"month={partition}" / "data.parquet"
 
     @property
     def mlflow_dir(self) -> Path:
@@ -60,8 +79,20 @@ class PlatformPaths:
     def reports(self) -> Path:
         return self.home / "reports"
 
-    def drift_report_dir(self, partition: str) -> Path:
-        return self.reports / "drift" / f"month={partition}"
+    def drift_report_dir(self, partition: str, name: str = "drift_report") -> Path:
+        return self.reports / name / f"month={partition}"
+
+    @property
+    def replay_reports(self) -> Path:
+        return self.reports / "replay"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt's profile reads (profiles.yml): the state root and the feature tables' folder."""
+        return {"PLATFORM_HOME": str(self.home), "FEATURES_ROOT": str(self.feature_tables)}
 
     @property
     def dagster_home(self) -> Path:
@@ -81,7 +112,7 @@ def _partitioned(base: Path, partition: str | None) -> Path:
     return base / f"month={partition}" if partition else base
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+def write_parquet_atomic(frame: "pl.DataFrame", path: Path) -> None:
     """Write next to the target and rename, so readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -1,69 +1,41 @@
-"""The delay model: preprocessing fitted on training rows, a small torch network, and its training loop.
+"""Preprocessing fitted on training rows only, stored with the model so serving applies the same.
 
-Nothing here knows about Dagster or MLflow, so benchmarks and GPU runs call `fit` directly.
+numpy, pandas, polars and scipy only: no torch, so scoring paths that only transform load fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
-import torch
 from scipy.special import ndtri
 
-from platform_assets.lib import constants
-from platform_assets.lib.torch_model import (  # noqa: F401  (re-exported: one import site for callers)
-    DelayEnsemble,
-    DelayNet,
-    EpochCallback,
-    Tensors,
-    TrainParams,
-    _autocast,
-    binary_metrics,
-    configure_threads,
-    predict_logits,
-    rank_auc,
-    reliability_table,
-    resolve_device,
-    seed_everything,
-    train_tensors,
-)
+from platform_assets.core.tabular.params import NUMERIC_BINS, QUANTILE_KNOTS
 
-LABEL = "is_delayed"
 TIME_COLUMN = "event_timestamp"
-# Identifiers, the timestamp and anything known only after departure never become features.
-NON_FEATURES = frozenset(
-    {
-        "flight_id",
-        TIME_COLUMN,
-        "flight_month",
-        "tailnum",
-        "route",
-        LABEL,
-        "arr_delay",
-        "dep_delay",
-        "dep_time",
-        "arr_time",
-        "air_time",
-    }
-)
-CATEGORICAL = ("origin", "dest", "carrier", "sched_dep_hour", "sched_dep_dow")
 UNKNOWN = 0  # index of unseen and missing categories in every vocabulary
 
 
-def feature_columns(frame: pl.DataFrame | pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Numeric and categorical feature columns a frame offers, in a stable order."""
+def feature_columns(
+    frame: pl.DataFrame | pd.DataFrame, categorical: Sequence[str], exclude: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """Numeric and categorical feature columns a frame offers, in a stable order.
+
+    `exclude` names identifiers, the timestamp, labels and anything known only after the
+    prediction time: they never become features.
+    """
+    excluded = frozenset(exclude) | {TIME_COLUMN}
     if isinstance(frame, pl.DataFrame):
         numeric_cols = [c for c, t in frame.schema.items() if t.is_numeric() or t == pl.Boolean]
     else:
         numeric_cols = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-    categorical = [c for c in CATEGORICAL if c in frame.columns]
-    numeric = [c for c in numeric_cols if c not in NON_FEATURES and c not in categorical]
-    return numeric, categorical
+    present = [c for c in categorical if c in frame.columns]
+    numeric = [c for c in numeric_cols if c not in excluded and c not in present]
+    return numeric, present
 
 
 def _numeric_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -146,8 +118,8 @@ class Preprocessor:
         frame: pd.DataFrame,
         numeric: Sequence[str],
         categorical: Sequence[str],
-        knots: int = constants.QUANTILE_KNOTS,
-        bins: int = constants.NUMERIC_BINS,
+        knots: int = QUANTILE_KNOTS,
+        bins: int = NUMERIC_BINS,
     ) -> Preprocessor:
         matrix = _numeric_matrix(frame, numeric)
         ranks = [_rank_knots(matrix[:, j], knots) for j in range(len(numeric))]
@@ -222,37 +194,6 @@ def model_input(frame: pl.DataFrame | pd.DataFrame, preprocessor: Preprocessor) 
     return out.reset_index(drop=True)
 
 
-@dataclass
-class FitResult:
-    model: DelayEnsemble
-    preprocessor: Preprocessor
-    params: TrainParams
-    device: str
-    history: list[dict[str, float]]
-    best_epochs: list[int]
-    train_rows: int
-    validation_rows: int
-    validation_start: str
-    val_metrics: dict[str, float]
-    samples_trained: int
-    loop_seconds: int | float
-    callback_seconds: float
-    epoch_seconds: list[float] = field(default_factory=list)
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples_trained / self.loop_seconds if self.loop_seconds else 0.0
-
-    def architecture(self) -> dict[str, Any]:
-        return {
-            "n_numeric": self.preprocessor.n_inputs,
-            "cardinalities": self.preprocessor.cardinalities,
-            "hidden": list(self.params.hidden_sizes),
-            "dropout": self.params.dropout,
-            "members": len(self.model.members),
-        }
-
-
 def split_by_time(
     frame: pl.DataFrame, validation_days: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
@@ -269,86 +210,20 @@ def split_by_time(
     return train, valid, str(cutoff)
 
 
-def labelled(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows with a known outcome (cancelled flights have none), in time order."""
-    return frame.filter(pl.col(LABEL).is_not_null()).sort(
+def labelled(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """Rows with a known outcome, in time order."""
+    return frame.filter(pl.col(label).is_not_null()).sort(
         [TIME_COLUMN, "flight_id"] if "flight_id" in frame.columns else [TIME_COLUMN]
     )
 
 
-def to_tensors(frame: pd.DataFrame, preprocessor: Preprocessor) -> Tensors:
-    numeric, categorical = preprocessor.transform(frame)
-    label = (
-        frame[LABEL].to_numpy(np.float32)
-        if LABEL in frame.columns
-        else np.zeros(len(frame), np.float32)
-    )
-    return Tensors(
-        torch.from_numpy(numeric), torch.from_numpy(categorical), torch.from_numpy(label)
-    )
+@dataclass(frozen=True)
+class Columns:
+    """What a model reads from a training-set frame: its label, its categories, what is never a feature."""
 
+    label: str
+    categorical: tuple[str, ...]
+    exclude: frozenset[str]
 
-def prepare(frame: pl.DataFrame, params: TrainParams) -> tuple[Preprocessor, Tensors, Tensors, str]:
-    """Split by time, fit preprocessing on the training side only, and tensorise both sides."""
-    train, valid, validation_start = split_by_time(labelled(frame), params.validation_days)
-    train_pd, valid_pd = train.to_pandas(), valid.to_pandas()
-    numeric, categorical = feature_columns(train)
-    preprocessor = Preprocessor.fit(train_pd, numeric, categorical)
-    return (
-        preprocessor,
-        to_tensors(train_pd, preprocessor),
-        to_tensors(valid_pd, preprocessor),
-        validation_start,
-    )
-
-
-def train_loop(
-    train: Tensors,
-    valid: Tensors,
-    preprocessor: Preprocessor,
-    params: TrainParams,
-    on_epoch_end: EpochCallback | None = None,
-) -> FitResult:
-    """`train_tensors` on the preprocessor's inputs, with validation metrics of the best epoch."""
-    loop = train_tensors(
-        train, valid, preprocessor.n_inputs, preprocessor.cardinalities, params, on_epoch_end
-    )
-    val_proba = torch.sigmoid(predict_logits(loop.model, valid)).numpy()
-    return FitResult(
-        model=loop.model,
-        preprocessor=preprocessor,
-        params=params,
-        device=loop.device,
-        history=loop.history,
-        best_epochs=loop.best_epochs,
-        train_rows=len(train),
-        validation_rows=len(valid),
-        validation_start="",
-        val_metrics=binary_metrics(valid.label.numpy(), val_proba),
-        samples_trained=loop.samples_trained,
-        loop_seconds=loop.loop_seconds,
-        callback_seconds=loop.callback_seconds,
-        epoch_seconds=loop.epoch_seconds,
-    )
-
-
-def fit(
-    frame: pl.DataFrame, params: TrainParams, on_epoch_end: EpochCallback | None = None
-) -> FitResult:
-    """Train the delay model on a point-in-time training set (one row per flight, label is_delayed)."""
-    preprocessor, train, valid, validation_start = prepare(frame, params)
-    result = train_loop(train, valid, preprocessor, params, on_epoch_end)
-    result.validation_start = validation_start
-    return result
-
-
-def predict_proba(
-    model: torch.nn.Module, preprocessor: Preprocessor, frame: pd.DataFrame
-) -> np.ndarray:
-    """Delay probabilities for feature rows, on CPU, with exactly the training-time transform."""
-    configure_threads()
-    numeric, categorical = preprocessor.transform(frame)
-    data = Tensors(
-        torch.from_numpy(numeric), torch.from_numpy(categorical), torch.zeros(len(frame))
-    )
-    return torch.sigmoid(predict_logits(model.cpu(), data)).numpy().astype(np.float64)
+    def features(self, frame: pl.DataFrame | pd.DataFrame) -> tuple[list[str], list[str]]:
+        return feature_columns(frame, self.categorical, self.exclude | {self.label})

@@ -1,4 +1,7 @@
-"""Rows the model scores: one per flight, with features fetched through Feast as of its departure."""
+"""The flights models predict on: one row per flight from the dbt table `flight_training_events`,
+with the entity keys Feast joins on, the flight facts known before departure, and the outcomes
+(labels) that later arrive. Models pick their label among OUTCOMES; nothing here is a feature
+that is known only after departure."""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import polars as pl
+from platform_assets.core.paths import PlatformPaths
 
-from platform_assets.lib.paths import PlatformPaths
+if TYPE_CHECKING:
+    import polars as pl
 
 EVENTS_TABLE = "flight_training_events"
-LABEL = "is_delayed"
+# dbt feature tables (parquet) behind the Feast feature views.
+FEATURE_TABLES = ("feat_origin_weather", "feat_carrier_daily", "feat_route_daily", "feat_plane")
 # Everything Feast joins on, plus the flight facts that are known before departure.
 FLIGHT_COLUMNS = (
     "flight_id",
@@ -29,27 +33,38 @@ FLIGHT_COLUMNS = (
     "sched_dep_hour",
     "sched_dep_dow",
 )
-ENTITY_COLUMNS = (*FLIGHT_COLUMNS, LABEL)
+# Outcomes of a flight, known only after it: labels of the models, never features.
+OUTCOMES = ("arr_delay", "is_delayed", "is_cancelled")
+# Identifiers and everything known only after departure never become features.
+NON_FEATURES = frozenset(
+    {
+        "flight_id",
+        "event_timestamp",
+        "flight_month",
+        "tailnum",
+        "route",
+        *OUTCOMES,
+        "dep_delay",
+        "dep_time",
+        "arr_time",
+        "air_time",
+    }
+)
 
 
-def flight_events(paths: PlatformPaths, months: Sequence[str]) -> pl.DataFrame:
-    """Every validated flight of the months, cancelled ones included (their label is null)."""
-    source = paths.feature_tables / f"{EVENTS_TABLE}.parquet"
+def flight_events(paths: PlatformPaths, months: Sequence[str], label: str) -> pl.DataFrame:
+    """Every validated flight of the months with the label's column (null where the outcome is unknown)."""
+    import polars as pl
+
+    source = paths.feature_table(EVENTS_TABLE)
     if not source.exists():
         raise FileNotFoundError(
             f"{source} is missing: build the warehouse for {', '.join(months)} first"
         )
     frame = pl.read_parquet(source).filter(pl.col("flight_month").is_in(list(months)))
-    return frame.select([c for c in ENTITY_COLUMNS if c in frame.columns]).sort(
+    return frame.select([c for c in (*FLIGHT_COLUMNS, label) if c in frame.columns]).sort(
         ["event_timestamp", "flight_id"]
     )
-
-
-def point_in_time_features(store: Any, events: pl.DataFrame, feature_service: str) -> pd.DataFrame:
-    """Feast's historical retrieval: each flight gets the feature values known at its departure."""
-    from platform_assets.defs.features.resources import historical_features
-
-    return historical_features(store, events.to_pandas(), feature_service)
 
 
 def file_sha256(path: Path) -> str:
@@ -62,6 +77,8 @@ def file_sha256(path: Path) -> str:
 
 def raw_lineage(paths: PlatformPaths, months: Sequence[str]) -> str:
     """The raw source files (and their hashes) behind the validated flights of the months, as JSON."""
+    import polars as pl
+
     sources: set[tuple[str, str]] = set()
     for month in months:
         validated = paths.validated_file("flights", month)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from platform_assets.lib.paths import PlatformPaths
-from platform_assets.lib.raw_files import RawFile, RawFileError
-from platform_assets.lib.tables import TableSpec
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.raw_files import RawFile, RawFileError
+from platform_assets.core.tables import TableSpec
 
 POINTER = "CURRENT"
 

@@ -1,61 +1,27 @@
-"""Scores of the candidate, the champion and two baselines on months the candidate never saw."""
+"""Scores of a candidate, its champion and two baselines on months the candidate never saw."""
+
+from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from sklearn.ensemble import HistGradientBoostingClassifier
 
-from platform_assets.lib import constants
-from platform_assets.lib.mlflow_utils import CHAMPION, alias_version, load_version
-from platform_assets.lib.model import (
-    LABEL,
-    binary_metrics,
-    category_strings,
-    feature_columns,
-    labelled,
-    reliability_table,
-    split_by_time,
-)
-from platform_assets.lib.model_features import flight_events, point_in_time_features
-from platform_assets.lib.partitions import monthly_partitions
-from platform_assets.lib.paths import PlatformPaths
+from platform_assets.core.feast import historical_features
+from platform_assets.core.features import flight_events
+from platform_assets.core.metrics import binary_metrics, reliability_table
+from platform_assets.core.modeling import ModelSpec
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.registry import CHAMPION, alias_version
+from platform_assets.core.tabular.preprocessing import Columns, category_strings, labelled, split_by_time
+from platform_assets.core.tabular.pyfunc import predict_version
 
-
-def holdout_months(training_end_month: str, count: int) -> list[str]:
-    """The `count` months right after the training window."""
-    keys = monthly_partitions.get_partition_keys()
-    if training_end_month not in keys:
-        raise ValueError(
-            f"training window ends at {training_end_month!r}, not a month of {keys[0]}..{keys[-1]}"
-        )
-    start = keys.index(training_end_month) + 1
-    months = keys[start : start + count]
-    if len(months) < count or count < 1:
-        raise ValueError(f"no {count} month(s) after {training_end_month} to hold out")
-    return months
-
-
-def signature_input(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns a logged version's signature names, typed as it says: floats or category strings."""
-    out = {}
-    for spec in model.metadata.get_input_schema().inputs:
-        column = frame[spec.name]
-        out[spec.name] = (
-            category_strings(column)
-            if spec.type.name == "string"
-            else pd.to_numeric(column, errors="coerce").astype("float64")
-        )
-    return pd.DataFrame(out)
-
-
-def predict_version(name: str, version: str, frame: pd.DataFrame) -> np.ndarray:
-    model = load_version(name, version)
-    return np.asarray(model.predict(signature_input(model, frame)), dtype=np.float64)
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 
 def _hgb_matrix(
@@ -79,10 +45,15 @@ class HgbBaseline:
         return self.model.predict_proba(matrix)[:, 1]
 
 
-def hgb_baseline(training_set: pl.DataFrame, validation_days: int, seed: int) -> HgbBaseline:
+def hgb_baseline(
+    training_set: pl.DataFrame, columns: Columns, validation_days: int, seed: int
+) -> HgbBaseline:
     """HistGradientBoosting on the candidate's own train rows, early-stopped on its validation rows."""
-    train, valid, _ = split_by_time(labelled(training_set), validation_days)
-    numeric, categorical = feature_columns(train)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    label = columns.label
+    train, valid, _ = split_by_time(labelled(training_set, label), validation_days)
+    numeric, categorical = columns.features(train)
     train_pd, valid_pd = train.to_pandas(), valid.to_pandas()
     vocab = {
         c: sorted(category_strings(train_pd[c]).dropna().unique().tolist()) for c in categorical
@@ -97,9 +68,9 @@ def hgb_baseline(training_set: pl.DataFrame, validation_days: int, seed: int) ->
     )
     model.fit(
         _hgb_matrix(train_pd, numeric, categorical, vocab),
-        train_pd[LABEL].to_numpy(),
+        train_pd[label].to_numpy(),
         X_val=_hgb_matrix(valid_pd, numeric, categorical, vocab),
-        y_val=valid_pd[LABEL].to_numpy(),
+        y_val=valid_pd[label].to_numpy(),
     )
     return HgbBaseline(model, numeric, categorical, vocab)
 
@@ -129,33 +100,37 @@ class EvaluationReport:
 
 
 def evaluate_candidate(
+    spec: ModelSpec,
     paths: PlatformPaths,
     client: MlflowClient,
     candidate: ModelVersion,
-    store: object,
+    store: Any,
     months: list[str],
-    feature_service: str,
 ) -> EvaluationReport:
-    events = flight_events(paths, months).filter(pl.col(LABEL).is_not_null())
+    label = spec.label
+    events = flight_events(paths, months, label).filter(pl.col(label).is_not_null())
     if events.is_empty():
         raise ValueError(f"no labelled flights in the hold-out months {months}")
-    holdout = point_in_time_features(store, events, feature_service)
-    y = holdout[LABEL].to_numpy(np.float64)
-    scores = {"candidate": predict_version(constants.MODEL_NAME, candidate.version, holdout)}
+    holdout = historical_features(store, events.to_pandas(), spec.feature_service)
+    y = holdout[label].to_numpy(np.float64)
+    scores = {"candidate": predict_version(spec.name, candidate.version, holdout)}
 
-    champion = alias_version(client, CHAMPION)
+    champion = alias_version(client, CHAMPION, spec.name)
     champion_version = None
     if champion is not None and str(champion.version) != str(candidate.version):
         champion_version = str(champion.version)
-        scores["champion"] = predict_version(constants.MODEL_NAME, champion_version, holdout)
+        scores["champion"] = predict_version(spec.name, champion_version, holdout)
 
     run = client.get_run(candidate.run_id)
     training_set = pl.read_parquet(candidate.tags["training_data_path"])
     hgb = hgb_baseline(
-        training_set, int(run.data.params["validation_days"]), int(run.data.params["seed"])
+        training_set,
+        spec.columns,
+        int(run.data.params["validation_days"]),
+        int(run.data.params["seed"]),
     )
     scores["hgb_baseline"] = hgb.predict_proba(holdout)
-    base_rate = float(labelled(training_set)[LABEL].mean())
+    base_rate = float(labelled(training_set, label)[label].mean())
     scores["base_rate"] = np.full(len(y), base_rate)
 
     return EvaluationReport(

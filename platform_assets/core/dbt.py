@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 from collections.abc import Mapping
@@ -11,15 +12,15 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-from platform_assets.lib.settings import REPO_ROOT, PlatformSettings
+from platform_assets.core.settings import DBT_PROJECT_DIR, settings
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
-dbt_project = DbtProject(
-    project_dir=DBT_PROJECT_DIR,
-    profiles_dir=DBT_PROJECT_DIR,
-    target=PlatformSettings.from_env().dbt_target,
-)
+@functools.cache
+def dbt_project() -> DbtProject:
+    """The dbt project for this process's settings (profile target local or k8s)."""
+    return DbtProject(
+        project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=settings().dbt_target
+    )
 
 
 def dbt_executable() -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from platform_assets.lib.tables import TableSpec
+from platform_assets.core.tables import TableSpec
 
 NULL_MARKERS = ["NA", ""]
 # A column where more than this share of non-null values fails to parse is a structural break

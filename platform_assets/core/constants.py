@@ -1,0 +1,34 @@
+"""Platform-wide defaults, in one place; the dg.Config classes and resources document them.
+
+Training hyperparameters are in core/tabular/params.py (TrainParams); what is specific to one model
+(its name, label, feature service) is in that model's package.
+"""
+
+MAX_QUARANTINE_SHARE = 0.01
+
+# The evaluation gate every model passes before promotion.
+HOLDOUT_MONTHS = 1
+PROMOTION_MIN_AUC_GAIN = 0.0
+BASELINE_MIN_AUC = 0.5
+SEARCH_TRIALS = 4
+
+# MLflow experiment of runs that name no model (a model's runs go to its own experiment).
+MLFLOW_EXPERIMENT = "flight_platform"
+
+# Features (Feast): the pool guarding the registry and SQLite online store, and the configuration
+# file in feature_repo/ used locally.
+FEAST_POOL = "feast"
+WAREHOUSE_POOL = "warehouse"
+FEATURE_STORE_YAML = "feature_store.yaml"
+
+# Monitoring: drift reports and the retraining policy the drift sensor applies.
+DRIFT_SAMPLE_ROWS = 5000
+DRIFT_SHARE_THRESHOLD = 0.75
+AUC_DROP_THRESHOLD = 0.01
+RETRAIN_WINDOW_MONTHS = 4
+
+# The replay of 2013: the first champion trains on these months and is gated on the next month;
+# scoring, drift reports and the sensor's decisions run from that month on.
+TRAINING_SET_START_MONTH = "2013-01"
+TRAINING_SET_END_MONTH = "2013-04"
+REPLAY_FIRST_SCORED_MONTH = "2013-05"

@@ -1,0 +1,10 @@
+"""Resources of the scoring group: MLflow (tracking and registry), Feast, the state root."""
+
+import dagster as dg
+
+from platform_assets.core.resources import group_resources
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return group_resources("platform", "mlflow_store", "feast")
