@@ -19,3 +19,12 @@ delay_model_v1 = FeatureService(
     "before scheduled departure.",
     tags={"model": "delay_model", "version": "1", "label": "is_delayed"},
 )
+
+cancellation_model_v1 = FeatureService(
+    name="cancellation_model_v1",
+    features=[origin_weather, carrier_daily, route_daily, plane_facts],
+    owner="ml-platform@flights.example",
+    description="Features of the cancellation classifier v1 (dep_time missing), all known before "
+    "scheduled departure.",
+    tags={"model": "cancellation_model", "version": "1", "label": "is_cancelled"},
+)

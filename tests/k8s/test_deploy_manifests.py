@@ -92,6 +92,8 @@ def test_dagster_yaml_is_a_valid_instance_config_with_secrets_from_env() -> None
 
 def test_dockerfile_prepares_the_dbt_manifest_and_runs_the_code_location() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    assert "dagster-dbt project prepare-and-package --file platform_assets/lib/dbt.py" in text
+    # the same parse as `make manifest`, on the k8s profile target the pods use
+    assert "cd dbt_project && WAREHOUSE_DUCKDB_PATH=/tmp/parse.duckdb DBT_TARGET=k8s" in text
+    assert "dbt parse --quiet --profiles-dir ." in text
     assert "-c constraints.txt" in text
     assert '"platform_assets.definitions"' in text

@@ -19,8 +19,11 @@ from feast import (
     ValueType,
 )
 
-from platform_assets.delay_model.spec import MODEL
-from platform_assets.core import constants
+from platform_assets.cancellation_model.spec import MODEL as CANCELLATION
+from platform_assets.delay_model.spec import MODEL as DELAY
+
+# Both models' services read the same four views here.
+FEATURE_SERVICES = (DELAY.feature_service, CANCELLATION.feature_service)
 
 VIEWS = {  # view name: (table file, join key, ttl)
     "origin_weather": ("feat_origin_weather", "origin", timedelta(hours=3)),
@@ -54,8 +57,8 @@ def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
         views.append(
             FeatureView(name=view_name, entities=[entity], ttl=ttl, source=source, online=False)
         )
-    service = FeatureService(name=MODEL.feature_service, features=views)
-    store.apply([*entities, *views, service])
+    services = [FeatureService(name=name, features=views) for name in FEATURE_SERVICES]
+    store.apply([*entities, *views, *services])
     return store
 
 

