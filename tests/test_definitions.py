@@ -63,3 +63,36 @@ def test_platform_env_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings.from_env()
     monkeypatch.setenv("PLATFORM_ENV", "k8s")
     assert Settings.from_env().dbt_target == "k8s"
+
+
+def test_loading_the_code_location_imports_no_heavy_library(tmp_path) -> None:
+    """Every run process and the UI load the definitions: torch, MLflow, Feast, Evidently and
+    scikit-learn are imported by the steps that use them, not at load."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "mlflow", "feast", "evidently", "sklearn", "pandera", "pandas")
+    probe = (
+        "import sys, platform_assets.definitions as d; d.defs.resolve_asset_graph(); "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PLATFORM_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    assert not (tmp_path / "home").exists(), "loading the definitions wrote to PLATFORM_HOME"
+
+
+def test_second_model_is_its_own_group_with_gate_and_registered_model(graph) -> None:
+    from platform_assets.cancellation_model.spec import MODEL
+
+    cancellation = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "cancellation"}
+    assert cancellation == {
+        "cancellation_training_set", "cancellation_model", "cancellation_evaluation",
+        "cancellation_champion", "cancellation_predictions", "cancellation_drift_report",
+    }
+    # Same tables as the delay model: its training set reads the dbt events and feature tables.
+    parents = {p.to_user_string() for p in graph.get(dg.AssetKey("cancellation_training_set")).parent_keys}
+    assert {"flight_training_events", "feat_origin_weather", "feast_registry"} <= parents
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("cancellation_evaluation", "cancellation_gate") in checks
+    assert MODEL.name != "flight_delay_model" and MODEL.feature_service == "cancellation_model_v1"

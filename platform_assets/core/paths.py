@@ -90,9 +90,15 @@ class PlatformPaths:
     def logs(self) -> Path:
         return self.home / "logs"
 
-    def dbt_env(self) -> dict[str, str]:
-        """What dbt's profile reads (profiles.yml): the state root and the feature tables' folder."""
-        return {"PLATFORM_HOME": str(self.home), "FEATURES_ROOT": str(self.feature_tables)}
+    def export_env(self) -> None:
+        """Publish the state root to tools that read it from the environment: dbt's profile
+        (profiles.yml) and Feast's feature_store.yaml and data sources. FEATURES_ROOT is set only
+        when configured, and removed otherwise, so an earlier home's value never lingers."""
+        os.environ["PLATFORM_HOME"] = str(self.home)
+        if self.features_root is None:
+            os.environ.pop("FEATURES_ROOT", None)
+        else:
+            os.environ["FEATURES_ROOT"] = str(self.features_root)
 
     @property
     def dagster_home(self) -> Path:

@@ -142,9 +142,7 @@ class FeastResource(dg.ConfigurableResource):
         root = self.features_root or (str(settings().features_root) if settings().features_root else None)
         # feature_store.yaml and the repository's data sources read these whenever Feast loads
         # them (`feast` CLI users export them themselves).
-        os.environ["PLATFORM_HOME"] = home
-        if root:
-            os.environ["FEATURES_ROOT"] = root
+        PlatformPaths(Path(home), Path(root) if root else None).export_env()
         return _cached_store(str(Path(self.repo_path).resolve()), self.fs_yaml, home)
 
 

@@ -8,6 +8,9 @@ from sklearn.metrics import roc_auc_score
 from platform_assets.core.drift import deterministic_sample, run_drift_report
 
 
+LABELS = {"target": "is_delayed", "prediction": "delay_probability"}
+
+
 def frame(n: int, shift: float, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     temp = rng.normal(50 + shift, 10, n)
@@ -26,7 +29,7 @@ def frame(n: int, shift: float, seed: int) -> pd.DataFrame:
 
 def test_shifted_feature_is_the_one_reported_drifted(tmp_path: Path) -> None:
     reference, current = frame(3000, 0, 1), frame(3000, 25, 2)
-    summary = run_drift_report(reference, current, ["temp", "distance"], ["carrier"], tmp_path / "r.html", tmp_path / "r.json")
+    summary = run_drift_report(reference, current, ["temp", "distance"], ["carrier"], tmp_path / "r.html", tmp_path / "r.json", **LABELS)
     assert summary.drifted_columns == ["temp"]
     assert summary.drift_share == pytest.approx(1 / 3)
     assert summary.prediction_drifted
@@ -36,7 +39,7 @@ def test_shifted_feature_is_the_one_reported_drifted(tmp_path: Path) -> None:
 
 
 def test_same_distribution_reports_no_drift(tmp_path: Path) -> None:
-    summary = run_drift_report(frame(3000, 0, 1), frame(3000, 0, 3), ["temp", "distance"], ["carrier"], tmp_path / "r.html", tmp_path / "r.json")
+    summary = run_drift_report(frame(3000, 0, 1), frame(3000, 0, 3), ["temp", "distance"], ["carrier"], tmp_path / "r.html", tmp_path / "r.json", **LABELS)
     assert summary.drift_share == 0.0 and summary.drifted_columns == []
     assert not summary.prediction_drifted
 

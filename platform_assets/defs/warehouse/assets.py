@@ -1,7 +1,6 @@
 """dbt models on DuckDB: staging views, the fct_flights mart and the feature tables Feast reads."""
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +29,6 @@ def warehouse_models(
     paths.feature_tables.mkdir(parents=True, exist_ok=True)
     window = context.partition_key_range
     dbt_vars = {"start_month": window.start, "end_month": window.end}
-    # The profile reads where the warehouse and feature tables are from these (profiles.yml).
-    os.environ.update(paths.dbt_env())
+    # The profile reads where the warehouse and feature tables are from the environment.
+    paths.export_env()
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
