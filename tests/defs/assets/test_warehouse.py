@@ -10,7 +10,7 @@ from platform_assets.defs.warehouse.assets import warehouse_models
 from platform_assets.core.dbt import dbt_executable, dbt_project
 from platform_assets.core.paths import PlatformPaths
 
-from ..conftest import SMALL_FLIGHT_ROWS
+from tests.conftest import SMALL_FLIGHT_ROWS
 from .helpers import materialize, resources
 
 UPSTREAM = ["raw_flights", "flights", "raw_weather", "weather"]

@@ -124,7 +124,7 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
     workspace.write_text(
         "load_from:\n  - python_file:\n"
         f"      relative_path: {Path(sensor_defs.__file__)}\n"
-        f"      working_directory: {Path(__file__).resolve().parents[2]}\n"
+        f"      working_directory: {Path(__file__).resolve().parents[3]}\n"
     )
     monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))
     env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers)}

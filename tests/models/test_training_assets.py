@@ -16,7 +16,7 @@ from platform_assets.core.registry import CANDIDATE, CHAMPION, PREVIOUS, alias_v
 from platform_assets.core.tabular.params import DEFAULT_PARAMS, TrainParams
 from platform_assets.core.partitions import MonthWindow
 from platform_assets.core.paths import PlatformPaths
-from tests.training.conftest import (
+from tests.models.conftest import (
     FAST_TRAINING,
     HOLDOUT,
     TRAIN_END,

@@ -20,7 +20,7 @@ from platform_assets.delay_model.spec import MODEL
 from platform_assets.delay_model.training import fit
 
 LABEL = MODEL.label
-from tests.training.conftest import FAST_TRAINING, TRAIN_END, TRAIN_START
+from tests.models.conftest import FAST_TRAINING, TRAIN_END, TRAIN_START
 
 
 def _training_set(world) -> pl.DataFrame:

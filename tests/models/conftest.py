@@ -10,8 +10,8 @@ from platform_assets.delay_model.spec import MODEL
 from platform_assets.core.resources import MLflowResource
 from platform_assets.core import constants
 from platform_assets.core.resources import PlatformPathsResource
-from tests.training import synthetic
-from tests.training.feast_store import LocalFeastResource, build_store
+from tests.models import synthetic
+from tests.models.feast_store import LocalFeastResource, build_store
 
 TRAIN_START, TRAIN_END, HOLDOUT = "2013-01", "2013-02", "2013-03"
 # Small and quick: a few thousand rows train in well under a second per epoch.

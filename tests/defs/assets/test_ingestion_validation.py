@@ -7,7 +7,7 @@ import pytest
 from platform_assets.core.partitions import monthly_partitions
 from platform_assets.core.paths import PlatformPaths
 
-from ..conftest import SMALL_FLIGHT_ROWS, write_csv
+from tests.conftest import SMALL_FLIGHT_ROWS, write_csv
 from .helpers import materialize, metadata, sha256
 
 FLIGHTS_CHAIN = ["raw_flights", "flights"]

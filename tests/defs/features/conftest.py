@@ -17,7 +17,7 @@ from platform_assets.core.dbt import dbt_executable, dbt_project
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.core.resources import PlatformPathsResource
 
-from ..conftest import write_csv
+from tests.conftest import write_csv
 
 MONTHS = ("2013-01", "2013-02")
 # Every 12th flight keeps each month's whole date range (so the rolling features vary) in ~2,300 rows.
