@@ -24,7 +24,6 @@ def build_feature_tables(months: Sequence[str]) -> None:
     import dagster as dg
     from dagster_dbt import DbtCliResource
 
-    from platform_assets.delay_model.spec import MODEL
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.ingestion.resources import RawSourceResource
     from platform_assets.defs.validation.assets import validated_assets
@@ -84,7 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from platform_assets.core.resources import FeastResource
     from platform_assets.core.feast import service_features
     from platform_assets.core.feature_tables import check_table, entities_in_window, view_contract
-    from platform_assets.core import constants
     from platform_assets.core.paths import PlatformPaths
 
     paths = PlatformPaths(home)

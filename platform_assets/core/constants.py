@@ -15,11 +15,10 @@ SEARCH_TRIALS = 4
 # MLflow experiment of runs that name no model (a model's runs go to its own experiment).
 MLFLOW_EXPERIMENT = "flight_platform"
 
-# Features (Feast): the pool guarding the registry and SQLite online store, and the configuration
-# file in feature_repo/ used locally.
+# Pools of one slot guarding single-writer stores: the Feast registry and SQLite online store, and
+# the DuckDB warehouse.
 FEAST_POOL = "feast"
 WAREHOUSE_POOL = "warehouse"
-FEATURE_STORE_YAML = "feature_store.yaml"
 
 # Monitoring: drift reports and the retraining policy the drift sensor applies.
 DRIFT_SAMPLE_ROWS = 5000

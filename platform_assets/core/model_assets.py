@@ -214,6 +214,7 @@ def build_training_set_asset(spec: ModelSpec, *, name: str, group: str) -> dg.As
 
         from platform_assets.core.feast import historical_features, service_features, service_views
         from platform_assets.core.feature_tables import TableContract, check_table, view_contract
+        from platform_assets.core.paths import write_parquet_atomic
 
         window = config.window()
         check_same_home(feast, platform)
@@ -243,8 +244,6 @@ def build_training_set_asset(spec: ModelSpec, *, name: str, group: str) -> dg.As
         joined = historical_features(store, entity_df, spec.feature_service)
         frame = joined[[*FLIGHT_COLUMNS, *features, spec.label]].astype({spec.label: "int8"})
         target = paths.training_set_file(window.start, window.end, name)
-        from platform_assets.core.paths import write_parquet_atomic
-
         write_parquet_atomic(pl.from_pandas(frame), target)
         label_rate = float(frame[spec.label].mean())
         context.log.info(f"{len(frame)} flights, label rate {label_rate:.3f}, written to {target}")

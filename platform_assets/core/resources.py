@@ -7,7 +7,6 @@ registers one registers the same object (Dagster merges the groups' definitions 
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from pydantic import Field
 
 from platform_assets.core import constants
 from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.settings import FEATURE_REPO_DIR, settings
+from platform_assets.core.settings import FEATURE_REPO_DIR, FEATURE_STORE_YAML, settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -121,7 +120,7 @@ class FeastResource(dg.ConfigurableResource):
         description="Feast repository folder (feature_store.yaml and the definition files).",
     )
     fs_yaml: str = Field(
-        default=constants.FEATURE_STORE_YAML,
+        default=FEATURE_STORE_YAML["local"],
         description="Configuration file in repo_path: feature_store.yaml (SQLite online store) "
         "or feature_store.redis.yaml (Redis).",
     )

@@ -8,7 +8,6 @@ import pytest
 
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.core.resources import MLflowResource
-from platform_assets.core import constants
 from platform_assets.core.resources import PlatformPathsResource
 from tests.models import synthetic
 from tests.models.feast_store import LocalFeastResource, build_store

@@ -11,7 +11,6 @@ from feast import ValueType
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.core.resources import FeastResource
 from platform_assets.core.settings import FEATURE_REPO_DIR
-from platform_assets.core import constants
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.core.resources import PlatformPathsResource
 

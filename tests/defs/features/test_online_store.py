@@ -9,7 +9,6 @@ from feast import FeatureStore
 
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.core.feature_tables import FeatureTableError
-from platform_assets.core import constants
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.core.resources import PlatformPathsResource
 
