@@ -15,7 +15,7 @@ from platform_assets.core.model_assets import gate_result
 from platform_assets.core.tabular.params import TrainParams
 from platform_assets.core.tabular.preprocessing import Preprocessor, labelled, split_by_time
 from platform_assets.core.tabular.pyfunc import log_model, signature_input
-from platform_assets.core.tabular.training import predict_proba
+from platform_assets.core.tabular.training import BatchedEnsemble, predict_proba
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.delay_model.training import fit
 
@@ -112,6 +112,33 @@ def test_ensemble_averages_members_trained_from_consecutive_seeds(synthetic_worl
         predict_proba(pair.model, pair.preprocessor, probe),
         1 / (1 + np.exp(-(logits[0] + logits[1]) / 2)),
         rtol=1e-5,
+    )
+
+
+def test_stacked_ensemble_scores_as_its_members_do_in_one_pass(synthetic_world, tmp_path) -> None:
+    frame = _training_set(synthetic_world)
+    params = TrainParams(**{**FAST_TRAINING, "max_epochs": 2, "min_epochs": 1, "ensemble_size": 5})
+    result = fit(frame, params)
+    probe = frame.tail(500).to_pandas()
+    probe.loc[probe.index[:5], "carrier"] = "NEW"
+    probe.loc[probe.index[5:10], "precip"] = None
+    member_by_member = predict_proba(result.model, result.preprocessor, probe)
+    stacked = BatchedEnsemble(result.model)
+    np.testing.assert_allclose(
+        predict_proba(stacked, result.preprocessor, probe), member_by_member, rtol=0, atol=1e-6
+    )
+    # one forward pass: a single first-layer matmul over the five members, no per-member module
+    assert stacked.numeric_weight.shape[1] == 5 * params.hidden_sizes[0]
+    assert not any(isinstance(m, torch.nn.Linear) for m in stacked.modules())
+    # the logged pyfunc serves through the stacked pass and agrees with the members too
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        info = log_model(result, frame.head(50), registered_name=None)
+    served = mlflow.pyfunc.load_model(info.model_uri)
+    assert isinstance(served.unwrap_python_model().model, BatchedEnsemble)
+    np.testing.assert_allclose(
+        served.predict(signature_input(served, probe)), member_by_member, rtol=0, atol=1e-6
     )
 
 

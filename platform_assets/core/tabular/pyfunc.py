@@ -16,11 +16,20 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from platform_assets.core.tabular.preprocessing import Preprocessor, category_strings, model_input
-from platform_assets.core.tabular.training import Ensemble, FitResult, predict_proba
+from platform_assets.core.tabular.training import (
+    BatchedEnsemble,
+    Ensemble,
+    FitResult,
+    predict_proba,
+)
 
 
 class TabularPyfunc(mlflow.pyfunc.PythonModel):
-    """Serves probabilities: applies the stored preprocessing, then the torch ensemble."""
+    """Serves probabilities: applies the stored preprocessing, then the torch ensemble.
+
+    The members score in one stacked forward pass (`BatchedEnsemble`), so batch scoring and the
+    online server pay one network's dispatch cost, not one per member.
+    """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         stored = json.loads(Path(context.artifacts["preprocessor"]).read_text())
@@ -34,15 +43,15 @@ class TabularPyfunc(mlflow.pyfunc.PythonModel):
                 "PLATFORM_HOME (make clean)"
             )
         self.preprocessor = Preprocessor.from_dict(stored)
-        self.model = Ensemble.build(
+        ensemble = Ensemble.build(
             arch["n_numeric"],
             arch["cardinalities"],
             arch["hidden"],
             arch["dropout"],
             arch["members"],
         )
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.eval()
+        ensemble.load_state_dict(checkpoint["state_dict"])
+        self.model = BatchedEnsemble(ensemble.eval())
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -6,6 +6,7 @@ stack runs the exact training code (benchmarks/training.py --tensors).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from platform_assets.core.metrics import binary_metrics, rank_auc
@@ -81,6 +83,66 @@ class Ensemble(nn.Module):
         return torch.stack([m(numeric, categorical) for m in self.members]).mean(0)
 
 
+class BatchedEnsemble(nn.Module):
+    """An ensemble's members stacked into one forward pass, for scoring only (not trainable).
+
+    Member by member, five small networks cost five rounds of per-layer dispatch, which dominates
+    the latency of scoring a few rows. Here the first linear layer is folded into the embeddings
+    (for each member and category, its embedding times that member's slice of the first weight
+    matrix), so the first layer of every member is one matmul over the numerics plus one summed
+    lookup over every category column; the later layers are batched matmuls over stacked weights.
+    The same arithmetic in another order: scores match member-by-member scoring to float32
+    rounding (tested to 1e-6).
+    """
+
+    def __init__(self, ensemble: Ensemble) -> None:
+        super().__init__()
+        members = list(ensemble.members)
+        if not members:
+            raise ValueError("an ensemble needs at least one member to be stacked")
+        linears = [[m for m in member.mlp if isinstance(m, nn.Linear)] for member in members]
+        first = torch.stack([layers[0].weight.detach() for layers in linears])  # [M, H, width]
+        n_members, hidden, _ = first.shape
+        dims = [e.embedding_dim for e in members[0].embeddings]
+        n_numeric = first.shape[2] - sum(dims)
+        # Numerics: [n_numeric, M*H], member-major columns.
+        numeric_weight = first[:, :, :n_numeric].permute(2, 0, 1).reshape(n_numeric, -1)
+        tables, offsets, start, column = [], [], 0, n_numeric
+        for i, dim in enumerate(dims):
+            embedding = torch.stack([m.embeddings[i].weight.detach() for m in members])  # [M, n, d]
+            block = first[:, :, column : column + dim]  # [M, H, d]
+            tables.append(torch.einsum("knd,khd->nkh", embedding, block).reshape(-1, n_members * hidden))
+            offsets.append(start)
+            start += embedding.shape[1]
+            column += dim
+        self.n_members, self.hidden = n_members, hidden
+        self.register_buffer("numeric_weight", numeric_weight.contiguous())
+        self.register_buffer(
+            "first_bias", torch.stack([layers[0].bias.detach() for layers in linears]).reshape(-1)
+        )
+        self.register_buffer(
+            "table",
+            torch.cat(tables) if tables else torch.zeros(0, n_members * hidden),
+        )
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int64))
+        self.n_later = len(linears[0]) - 1
+        for j in range(1, len(linears[0])):
+            # [M, out, in] and [M, out]
+            self.register_buffer(f"weight_{j}", torch.stack([ls[j].weight.detach() for ls in linears]))
+            self.register_buffer(f"bias_{j}", torch.stack([ls[j].bias.detach() for ls in linears]))
+        self.eval()
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        h = torch.addmm(self.first_bias, numeric, self.numeric_weight)
+        if self.offsets.numel():
+            h = h + F.embedding_bag(categorical + self.offsets, self.table, mode="sum")
+        h = h.view(-1, self.n_members, self.hidden)
+        for j in range(1, self.n_later + 1):
+            weight, bias = getattr(self, f"weight_{j}"), getattr(self, f"bias_{j}")
+            h = torch.einsum("bmi,moi->bmo", torch.relu(h), weight) + bias
+        return h.squeeze(2).mean(1)
+
+
 @dataclass
 class Tensors:
     numeric: torch.Tensor
@@ -126,7 +188,8 @@ def predict_logits(
     model: nn.Module, data: Tensors, batch_size: int = 65536, amp: bool = False
 ) -> torch.Tensor:
     model.eval()
-    device = next(model.parameters()).device
+    # A stacked ensemble holds its weights as buffers, not parameters.
+    device = next(itertools.chain(model.parameters(), model.buffers())).device
     out = []
     for start in range(0, len(data), batch_size):
         with _autocast(device, amp):
