@@ -2,13 +2,15 @@
 
 A landing file's name is derived from the source file's sha256 and the declared schema, so landing
 the same file twice writes nothing, and a changed source lands beside the old copy instead of
-replacing it. `CURRENT` in each folder names the copy validation reads.
+replacing it. `CURRENT` in each folder names the copy validation reads: a partition is validated
+from one copy, so rows of two versions of a file are never mixed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,21 @@ class Landed:
     path: Path
     rows: int
     already_landed: bool
+    replaced_sha256: str | None = None
+    """The source hash of the copy CURRENT named before, when this landing changed it."""
+
+
+def current_copy(folder: Path) -> Path | None:
+    pointer = folder / POINTER
+    return folder / pointer.read_text().strip() if pointer.exists() else None
+
+
+def changed_source(raw: RawFile, spec: TableSpec, folder: Path) -> str | None:
+    """The source sha256 of the landed copy a different file would replace, or None."""
+    current = current_copy(folder)
+    if current is None or current.name == f"{landing_id(raw, spec)}.parquet":
+        return None
+    return pl.scan_parquet(current).select("_source_sha256").head(1).collect().item()
 
 
 def landing_id(raw: RawFile, spec: TableSpec) -> str:
@@ -51,6 +68,7 @@ def unroutable_rows(raw: RawFile, months: list[str]) -> pl.DataFrame:
 
 def land(paths: PlatformPaths, spec: TableSpec, raw: RawFile, rows: pl.DataFrame, folder: Path) -> Landed:
     target = folder / f"{landing_id(raw, spec)}.parquet"
+    replaced = changed_source(raw, spec, folder)
     already = target.exists()
     if not already:
         lineage = rows.with_columns(
@@ -59,9 +77,9 @@ def land(paths: PlatformPaths, spec: TableSpec, raw: RawFile, rows: pl.DataFrame
             pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
         )
         _write_new(lineage, target)
-    _point_to(folder, target.name)
-    return Landed(path=target, rows=rows.height, already_landed=already)
-
+    if current_copy(folder) != target:
+        _point_to(folder, target.name)
+    return Landed(path=target, rows=rows.height, already_landed=already, replaced_sha256=replaced)
 
 def read_current(paths: PlatformPaths, table: str, partition: str | None) -> tuple[Path, pl.DataFrame]:
     folder = paths.landing_dir(table, partition)
@@ -75,13 +93,20 @@ def read_current(paths: PlatformPaths, table: str, partition: str | None) -> tup
 
 def _write_new(frame: pl.DataFrame, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    frame.write_parquet(tmp, compression="zstd")
-    os.replace(tmp, target)
-    target.chmod(0o444)  # landing copies are never modified
+    # unique temp name: two runs landing the same file never write into one temp file
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        frame.write_parquet(tmp, compression="zstd")
+        tmp.chmod(0o444)  # landing copies are never modified; read-only before it becomes visible
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _point_to(folder: Path, name: str) -> None:
-    tmp = folder / f".{POINTER}.tmp"
-    tmp.write_text(name + "\n")
-    os.replace(tmp, folder / POINTER)
+    tmp = folder / f".{POINTER}.{uuid.uuid4().hex}.tmp"
+    try:
+        tmp.write_text(name + "\n")
+        os.replace(tmp, folder / POINTER)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.util
 import io
@@ -78,6 +79,7 @@ def _read_raw_cached(path: Path, size: int, mtime_ns: int, spec: TableSpec) -> R
     text = _csv_bytes(path, blob, spec)
     _check_encoding(path, text)
     strings = _read_strings(path, text, spec)
+    _check_field_counts(path, text, strings.columns)
     frame = _cast_declared(path, strings, spec)
     extra = tuple(c for c in strings.columns if c not in spec.columns)
     return RawFile(path=path, sha256=sha256, frame=frame, extra_columns=extra)
@@ -127,13 +129,38 @@ def _read_strings(path: Path, text: bytes, spec: TableSpec) -> pl.DataFrame:
         raise RawFileError(path, rule="CSV header present", detail="no header line")
     missing = [c for c in spec.required_columns if c not in frame.columns]
     if missing:
+        unexpected = [c for c in frame.columns if c not in spec.columns]
+        hint = f"; unexpected column(s) {unexpected} (renamed?)" if unexpected else ""
         raise RawFileError(
             path,
             column=missing[0],
             rule="required column",
-            detail=f"missing required column(s) {missing}; found {frame.columns}",
+            detail=f"missing required column(s) {missing}{hint}; found {frame.columns}",
         )
+    if frame.height == 0:
+        raise RawFileError(path, rule="file has data rows", detail="the header is the only line")
     return frame
+
+
+def _check_field_counts(path: Path, text: bytes, header: list[str]) -> None:
+    """polars fills the fields missing from a short row with nulls; a short row is a file cut
+    mid-row (or a malformed one) and must not pass as a row of nulls."""
+    if b'"' in text:  # quoted fields may hold commas or newlines: let the csv module count
+        reader = csv.reader(io.StringIO(text.decode("utf-8")))
+        counts = ((reader.line_num, len(row)) for row in reader if row)
+    else:
+        lines = enumerate(text.split(b"\n"), start=1)
+        counts = ((n, line.count(b",") + 1) for n, line in lines if line.strip(b"\r"))
+    width = len(header)
+    for line_no, count in counts:
+        if count < width:
+            cut = " (the file ends mid-row: truncated?)" if not text.endswith(b"\n") else ""
+            raise RawFileError(
+                path,
+                column=header[count],
+                rule=f"every row has all {width} fields",
+                detail=f"line {line_no} has {count} of {width} fields{cut}",
+            )
 
 
 def _parse(column: str, dtype: pl.DataType) -> pl.Expr:

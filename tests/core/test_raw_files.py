@@ -99,14 +99,42 @@ def test_text_in_a_whole_numeric_column_is_a_structural_break(raw_dir: Path) -> 
     assert "'many'" in err.value.detail
 
 
-def test_csv_cut_mid_row_keeps_the_partial_row(raw_dir: Path) -> None:
+def test_csv_cut_mid_row_is_refused_naming_the_first_missing_column(raw_dir: Path) -> None:
     path = raw_dir / "airports.csv"
     blob = path.read_bytes()
-    cut = blob[: blob.rfind(b",", 0, len(blob) - 5)]  # last line loses its final fields
+    cut = blob[: blob.rfind(b",", 0, len(blob) - 5)]  # last line loses its final field
     path.write_bytes(cut)
-    frame = read_raw(path, TABLES["airports"]).frame
-    assert frame.height == 1458
-    assert frame["tzone"][-1] is None
+    with pytest.raises(RawFileError) as err:
+        read_raw(path, TABLES["airports"])
+    assert (err.value.column, err.value.rule) == ("tzone", "every row has all 8 fields")
+    assert "line 1459 has 7 of 8 fields" in err.value.detail and "truncated" in err.value.detail
+
+
+def test_short_row_in_a_quoted_csv_is_found_by_the_csv_parser(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "airlines.csv", b'carrier,name\n9E,"Endeavor, Air"\nAA\nB6,JetBlue\n')
+    with pytest.raises(RawFileError) as err:
+        read_raw(path, TABLES["airlines"])
+    assert (err.value.column, err.value.detail) == ("name", "line 3 has 1 of 2 fields")
+
+
+def test_header_only_file_is_refused(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "airlines.csv", b"carrier,name\n")
+    with pytest.raises(RawFileError, match="file has data rows"):
+        read_raw(path, TABLES["airlines"])
+
+
+def test_renamed_column_names_the_missing_one_and_the_unexpected_one(raw_dir: Path) -> None:
+    path = raw_dir / "weather.csv"
+    write_csv(pl.read_csv(path, infer_schema=False).rename({"wind_speed": "windspeed"}), path)
+    with pytest.raises(RawFileError) as err:
+        read_raw(path, WEATHER)
+    assert (err.value.column, err.value.rule) == ("wind_speed", "required column")
+    assert "unexpected column(s) ['windspeed'] (renamed?)" in err.value.detail
+
+
+def write_bytes(path: Path, blob: bytes) -> Path:
+    path.write_bytes(blob)
+    return path
 
 
 def test_missing_file_names_the_folder(tmp_path: Path) -> None:

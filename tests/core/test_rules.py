@@ -4,10 +4,10 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from platform_assets.defs.validation.schemas import contract_for
 from platform_assets.core.raw_files import locate, read_raw
-from platform_assets.core.rules import StructuralError, rule_counts
+from platform_assets.core.rules import StructuralError, key_conflicts, rule_counts
 from platform_assets.core.tables import FLIGHTS, WEATHER
+from platform_assets.defs.validation.schemas import contract_for
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +67,36 @@ def test_pandera_schema_accepts_the_valid_rows(january: pl.DataFrame) -> None:
     assert contract.pandera_schema().validate(valid, lazy=True).height == valid.height
 
 
-def test_every_copy_of_a_duplicated_key_is_quarantined(january: pl.DataFrame) -> None:
-    doubled = pl.concat([january, january.head(3)])
+def test_exact_copies_keep_the_first_and_quarantine_only_the_extra_copies(january: pl.DataFrame) -> None:
+    resent = january.head(3).with_columns(pl.col("_source_row") + 100_000)
+    doubled = pl.concat([january, resent, resent.with_columns(pl.col("_source_row") + 100_000)])
     valid, quarantined = contract_for("flights", "2013-01").split(doubled, "flights.csv")
     assert quarantined.height == 6
+    assert set(quarantined["_rules_failed"]) == {"duplicate_row"}
+    assert valid.height == january.height
+    assert valid["_source_row"].to_list() == january["_source_row"].to_list()
+
+
+def test_rows_sharing_a_key_with_different_values_are_all_quarantined_naming_the_conflict(
+    january: pl.DataFrame,
+) -> None:
+    changed = january.head(2).with_columns(pl.col("dep_delay") + 1, pl.col("_source_row") + 100_000)
+    frame = pl.concat([january, changed])
+    valid, quarantined = contract_for("flights", "2013-01").split(frame, "flights.csv")
+    assert quarantined.height == 4 and valid.height == january.height - 2
     assert set(quarantined["_rules_failed"]) == {"unique_key"}
-    assert valid.height == january.height - 3
+    [first, _] = key_conflicts(quarantined, FLIGHTS)
+    assert "rows [1, 100001] differ in ['dep_delay']" in first and "carrier=" in first
+
+
+def test_duplicate_rules_agree_with_the_pandera_schema(january: pl.DataFrame) -> None:
+    frame = pl.concat([january, january.head(2), january.slice(5, 1).with_columns(pl.col("distance") + 1)])
+    contract = contract_for("flights", "2013-01")
+    _, quarantined = contract.split(frame.with_columns(_source_row=pl.int_range(pl.len()) + 1), "flights.csv")
+    with pytest.raises(pa.errors.SchemaErrors) as err:
+        contract.pandera_schema().validate(frame, lazy=True)
+    pandera_rows = set(err.value.failure_cases["index"].drop_nulls().to_list())
+    assert pandera_rows == set((quarantined["_source_row"] - 1).to_list()) == {5, january.height, january.height + 1, january.height + 2}
 
 
 def test_unparseable_cells_are_quarantined_with_the_cast_rule(january: pl.DataFrame) -> None:

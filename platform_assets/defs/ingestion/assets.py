@@ -1,12 +1,25 @@
 """Raw files landed as parquet, untouched apart from format, with source file and hash."""
 
+from typing import Literal
+
 import dagster as dg
+from pydantic import Field
 
 from platform_assets.core import landing
 from platform_assets.core.partitions import month_keys, monthly_partitions
+from platform_assets.core.raw_files import RawFileError
 from platform_assets.core.resources import PlatformPathsResource
 from platform_assets.core.tables import TABLES, TableSpec, table_schema
 from platform_assets.defs.ingestion.resources import RawSourceResource
+
+
+class IngestionConfig(dg.Config):
+    on_changed_source: Literal["reprocess", "refuse"] = Field(
+        default="reprocess",
+        description="When the file for an already landed partition has a different sha256: "
+        "'reprocess' lands it beside the old copy and validation rebuilds the partition from it "
+        "alone; 'refuse' fails the run and writes nothing.",
+    )
 
 
 def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -19,11 +32,25 @@ def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:
         kinds={"polars", "parquet"},
     )
     def raw_asset(
-        context: dg.AssetExecutionContext, raw_source: RawSourceResource, platform: PlatformPathsResource
+        context: dg.AssetExecutionContext,
+        config: IngestionConfig,
+        raw_source: RawSourceResource,
+        platform: PlatformPathsResource,
     ) -> dg.MaterializeResult:
         paths = platform.paths
         raw = raw_source.read(spec)
         keys = month_keys(context) if spec.monthly else [None]
+        if config.on_changed_source == "refuse":
+            for key in keys:
+                previous = landing.changed_source(raw, spec, paths.landing_dir(spec.name, key))
+                if previous:
+                    raise RawFileError(
+                        raw.path,
+                        rule="source unchanged for a landed partition",
+                        detail=f"{spec.name}[{key or '-'}] was landed from sha256 {previous}, "
+                        f"the file now has sha256 {raw.sha256}; nothing written "
+                        "(run with on_changed_source: reprocess to replace it)",
+                    )
         landed = {
             key: landing.land(
                 paths, spec, raw, landing.partition_rows(raw, spec, key), paths.landing_dir(spec.name, key)
@@ -37,9 +64,21 @@ def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:
             if unroutable:
                 landing.land(paths, spec, raw, stray, paths.landing / spec.name / "_unroutable")
                 context.log.warning(f"{unroutable} rows of {raw.path} belong to no month partition")
+        if raw.extra_columns:
+            context.log.warning(f"{raw.path}: unexpected column(s) {list(raw.extra_columns)} ignored")
         for key, result in landed.items():
-            state = "already landed" if result.already_landed else "landed"
-            context.log.info(f"{spec.name}[{key or '-'}]: {result.rows} rows {state} at {result.path}")
+            where = f"{spec.name}[{key or '-'}]"
+            if result.already_landed:
+                context.log.info(
+                    f"{where}: {raw.path} (sha256 {raw.sha256[:12]}) is already landed at {result.path}; nothing written"
+                )
+            else:
+                context.log.info(f"{where}: {result.rows} rows landed at {result.path}")
+            if result.replaced_sha256:
+                context.log.warning(
+                    f"{where}: source changed (sha256 {result.replaced_sha256[:12]} -> {raw.sha256[:12]}); "
+                    "the old copy stays, validation reprocesses the partition from the new one"
+                )
         rows = sum(r.rows for r in landed.values())
         return dg.MaterializeResult(
             metadata={
@@ -48,6 +87,7 @@ def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 "source_sha256": raw.sha256,
                 "landing_paths": [str(r.path) for r in landed.values()],
                 "already_landed": all(r.already_landed for r in landed.values()),
+                "source_changed": {k or spec.name: r.replaced_sha256 for k, r in landed.items() if r.replaced_sha256},
                 "rows_unroutable": unroutable,
                 "extra_columns_ignored": list(raw.extra_columns),
                 "dagster/column_schema": table_schema(spec),

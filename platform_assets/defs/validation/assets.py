@@ -6,14 +6,14 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.defs.validation.checks import quarantine_check_result, quarantine_check_spec
-from platform_assets.defs.validation.schemas import contract_for
 from platform_assets.core import constants, landing
 from platform_assets.core.partitions import month_keys, monthly_partitions
 from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
 from platform_assets.core.resources import PlatformPathsResource
-from platform_assets.core.rules import rule_counts
+from platform_assets.core.rules import key_conflicts, rule_counts
 from platform_assets.core.tables import LINEAGE_COLUMNS, TABLES, TableSpec, table_schema
+from platform_assets.defs.validation.checks import quarantine_check_result, quarantine_check_spec
+from platform_assets.defs.validation.schemas import contract_for
 
 
 class ValidationConfig(dg.Config):
@@ -31,13 +31,17 @@ def validate_partition(paths: PlatformPaths, spec: TableSpec, partition: str | N
     if valid.height + quarantined.height != frame.height:
         raise AssertionError(f"{spec.name}[{partition}]: rows in != valid + quarantined")
     keep = [*spec.columns, *LINEAGE_COLUMNS]
-    write_parquet_atomic(valid.select(keep), paths.validated_file(spec.name, partition))
+    # quarantine first: a run killed between the two writes leaves the previous validated table,
+    # which downstream reads, and the rerun rewrites both from the same landing copy
     write_parquet_atomic(quarantined.drop("_ingested_at"), paths.quarantine_file(spec.name, partition))
+    write_parquet_atomic(valid.select(keep), paths.validated_file(spec.name, partition))
     return {
         "rows_in": frame.height,
         "rows_valid": valid.height,
         "rows_quarantined": quarantined.height,
         "rules_broken": dict(rule_counts(quarantined)),
+        "key_conflicts": key_conflicts(quarantined, spec),
+        "source_sha256": frame["_source_sha256"].unique().to_list(),
     }
 
 
@@ -64,6 +68,8 @@ def build_validated_asset(spec: TableSpec) -> dg.AssetsDefinition:
         quarantined = sum(s["rows_quarantined"] for s in stats.values())
         for key, s in stats.items():
             context.log.info(f"{spec.name}[{key}]: {s['rows_valid']} valid, {s['rows_quarantined']} quarantined {s['rules_broken']}")
+            for conflict in s["key_conflicts"]:
+                context.log.warning(f"{spec.name}[{key}]: key conflict {conflict}")
         shares = {k: s["rows_quarantined"] / max(s["rows_in"], 1) for k, s in stats.items()}
         last_key = keys[-1]
         return dg.MaterializeResult(
@@ -74,6 +80,8 @@ def build_validated_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 "dagster/row_count": rows_in - quarantined,
                 "quarantine_share": quarantined / max(rows_in, 1),
                 "rules_broken": {k: s["rules_broken"] for k, s in stats.items() if s["rules_broken"]},
+                "key_conflicts": {k: s["key_conflicts"] for k, s in stats.items() if s["key_conflicts"]},
+                "source_sha256": {k: s["source_sha256"] for k, s in stats.items()},
                 "validated_path": dg.MetadataValue.path(str(paths.validated_file(spec.name, last_key))),
                 "quarantine_path": dg.MetadataValue.path(str(paths.quarantine_file(spec.name, last_key))),
                 "rows_per_second": round(rows_in / seconds) if seconds else 0,
