@@ -36,10 +36,10 @@ NANOBIND_EXIT_NOISE := ^(nanobind: |See https://nanobind| - leaked | - \.\.\. sk
 test: $(MANIFEST)
 	set -o pipefail; $(BIN)/python -m pytest -q 2>&1 | grep -v -E '$(NANOBIND_EXIT_NOISE)'
 
+# Dagster UI on :3000, with the MLflow UI (:5000) and PLATFORM_HOME/reports (:3001) served beside it,
+# so the links in asset metadata open.
 ui: $(MANIFEST)
-	@mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -c "from platform_assets.lib import settings; from platform_assets.lib.instance import ensure_dagster_home; from platform_assets.lib.paths import PlatformPaths; ensure_dagster_home(PlatformPaths(settings.current().home))"
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/python -m platform_assets ui
 
 bench: $(MANIFEST)
 	$(BIN)/python benchmarks/foundation.py

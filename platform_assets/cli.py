@@ -12,21 +12,23 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from platform_assets.core import constants
 from platform_assets.core.instance import ensure_dagster_home
+from platform_assets.core.launch import in_process_instance, workspace_launcher
 from platform_assets.core.partitions import all_months
 from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.settings import settings
+from platform_assets.core.settings import reload
+from platform_assets.defs.monitoring.replay import latest_report
+from platform_assets.defs.monitoring.sensors import SENSOR_NAME
 
 # Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-RUN_KEY = "dagster/run_key"
 
 
 @contextmanager
@@ -49,41 +51,41 @@ def output_to(log: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-class Runner:
-    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log: Path) -> None:
-        self.defs, self.instance, self.log = defs, instance, log
-
-    def __call__(
-        self, job_name: str, partition: str | None = None, run_config: dict | None = None,
-        tags: dict | None = None, raise_on_error: bool = True,
-    ) -> dg.ExecuteInProcessResult:
-        job = self.defs.resolve_job_def(job_name)
-        with output_to(self.log):
-            return job.execute_in_process(
-                instance=self.instance, partition_key=partition, raise_on_error=raise_on_error,
-                run_config={**QUIET, **(run_config or {})}, tags=tags,
-            )
-
-
-def sensor_run_tags(sensor: dg.SensorDefinition, request: dg.RunRequest) -> dict[str, str]:
-    """Tags of a run launched for a sensor's request, as the daemon tags its own launches: a daemon
-    started later (make ui) finds the run key and launches nothing twice."""
-    return {**request.tags, **dg.DagsterRun.tags_for_sensor(sensor), RUN_KEY: request.run_key}
-
-
 def step(label: str, started: float) -> None:
     print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
 
 
-def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_drop_threshold: float | None = None) -> None:
-    current = settings()
+def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Did this run move the champion alias (the champion asset materializes only then)?"""
+    records = instance.fetch_materializations(dg.AssetKey("champion"), limit=1).records
+    return bool(records) and records[0].run_id == run.run_id
+
+
+def succeeded(run: dg.DagsterRun, what: str) -> dg.DagsterRun:
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        raise SystemExit(f"{what}: run {run.run_id} ended {run.status.value}; see it in `make ui`")
+    return run
+
+
+def run(
+    months: Sequence[str],
+    drift_share_threshold: float | None = None,
+    auc_drop_threshold: float | None = None,
+    min_auc_gain: float | None = None,
+) -> None:
+    # The code location runs in its own process (as under `make ui`); the policy travels there as
+    # settings. The replay ticks the drift sensor once per replayed month, seconds apart.
+    overrides = {
+        "PLATFORM_DRIFT_SHARE_THRESHOLD": drift_share_threshold,
+        "PLATFORM_AUC_DROP_THRESHOLD": auc_drop_threshold,
+        "PLATFORM_MIN_AUC_GAIN": min_auc_gain,
+    }
+    os.environ.update({k: str(v) for k, v in overrides.items() if v is not None})
+    os.environ.setdefault("PLATFORM_SENSOR_INTERVAL_SECONDS", "1")
+    current = reload()
     paths = PlatformPaths.from_settings(current)
     ensure_dagster_home(paths)
-    from platform_assets.definitions import defs  # after DAGSTER_HOME is set
-    from platform_assets.defs.monitoring.replay import latest_report
-    from platform_assets.defs.monitoring.resources import RetrainPolicy
-
-    instance = dg.DagsterInstance.get()
+    instance = in_process_instance(paths.dagster_home)
     done = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records
     if done:
         metadata = done[0].asset_materialization.metadata
@@ -93,74 +95,74 @@ def run(months: Sequence[str], drift_share_threshold: float | None = None, auc_d
         return
     log = paths.logs / "make-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    runner = Runner(defs, instance, log)
-    overrides = {"drift_share_threshold": drift_share_threshold, "auc_drop_threshold": auc_drop_threshold}
-    policy = RetrainPolicy(**{k: v for k, v in overrides.items() if v is not None})
     keys = list(months)
     first_scored = constants.REPLAY_FIRST_SCORED_MONTH
     initial = [m for m in keys if m < first_scored] + ([first_scored] if first_scored in keys else [])
-    sensor = defs.resolve_sensor_def("drift_retrain_sensor")
     print(f"PLATFORM_HOME={current.home} (env {current.env}); DAGSTER_HOME={instance.root_directory}")
     print(f"dbt, Feast and MLflow output: {log}", flush=True)
     started = time.perf_counter()
-
-    t0 = time.perf_counter()
-    runner("reference_tables")
-    step("reference tables: planes, airports, airlines", t0)
-    if initial:
-        # The months before the first scored one land together: one run, one dbt build.
+    with ExitStack() as stack:
         t0 = time.perf_counter()
-        runner("monthly_pipeline", tags={RANGE_START: initial[0], RANGE_END: initial[-1]})
-        step(f"{initial[0]}..{initial[-1]}: ingest, validate, dbt build, Feast online store", t0)
-    if first_scored not in keys:
-        print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")
-        return
+        with output_to(log):  # the code server's own output goes to the log too
+            launcher = stack.enter_context(workspace_launcher(instance))
+        step("code location loaded (workspace.yaml, as `make ui` loads it)", t0)
 
-    t0 = time.perf_counter()
-    first = runner("train_and_promote", raise_on_error=False)
-    step(f"first champion: train {constants.TRAINING_SET_START_MONTH}..{constants.TRAINING_SET_END_MONTH}, gate on {first_scored}", t0)
-    if not first.success:
-        raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
+        def launch(job: str, what: str, **kwargs: Any) -> dg.DagsterRun:
+            with output_to(log):
+                return succeeded(launcher.launch(job, run_config=QUIET, **kwargs), what)
 
-    cursor: str | None = None
-    print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
-    for month in keys[keys.index(first_scored):]:
         t0 = time.perf_counter()
-        if month not in initial:
-            runner("monthly_pipeline", month)
-        runner("monthly_scoring", month)
-        report = latest_report(instance, month)
-        # The sensor's own evaluation, as the daemon runs it, on this replay's policy.
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
-        with output_to(log):
-            tick = sensor.evaluate_tick(context)
-        requests = list(tick.run_requests or [])
-        cursor = tick.cursor or cursor
-        if requests:
-            decision = "retrain: " + "; ".join(r.tags["platform/retrain_reason"].split(": ", 1)[1] for r in requests)
-        else:
-            decision = "skip: " + (tick.skip_message or "").split(": ", 1)[-1]
-        print(
-            f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
-            f"{decision} ({time.perf_counter() - t0:.1f}s)",
-            flush=True,
-        )
-        for request in requests or []:
-            outcome = runner(
-                "train_and_promote", run_config=request.run_config,
-                tags=sensor_run_tags(sensor, request),
-                raise_on_error=False,
+        launch("reference_tables", "reference tables")
+        step("reference tables: planes, airports, airlines", t0)
+        if initial:
+            # The months before the first scored one land together: one run, one dbt build.
+            t0 = time.perf_counter()
+            launch("monthly_pipeline", f"{initial[0]}..{initial[-1]}", partition_range=(initial[0], initial[-1]))
+            step(f"{initial[0]}..{initial[-1]}: ingest, validate, dbt build, Feast online store", t0)
+        if first_scored not in keys:
+            print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")
+            return
+
+        t0 = time.perf_counter()
+        first = launch("train_and_promote", "the first model")
+        step(f"first champion: train {constants.TRAINING_SET_START_MONTH}..{constants.TRAINING_SET_END_MONTH}, gate on {first_scored}", t0)
+        if not promoted(instance, first):
+            raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
+
+        print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
+        for month in keys[keys.index(first_scored):]:
+            t0 = time.perf_counter()
+            if month not in initial:
+                launch("monthly_pipeline", month, partition=month)
+            launch("monthly_scoring", month, partition=month)
+            report = latest_report(instance, month)
+            # The sensor daemon's own iteration: it evaluates the sensor, records the tick and
+            # launches the retraining run it asks for (executed here, before it returns).
+            with output_to(log):
+                tick, retrains = launcher.tick_sensor(SENSOR_NAME)
+            if retrains:
+                decision = "retrain: " + "; ".join(r.tags["platform/retrain_reason"].split(": ", 1)[1] for r in retrains)
+            else:
+                decision = "skip: " + (tick.skip_reason or "").split(": ", 1)[-1]
+            print(
+                f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
+                f"{decision} ({time.perf_counter() - t0:.1f}s)",
+                flush=True,
             )
-            print(f"{'':<8} retrained on {request.run_config['ops']['training_set']['config']}: "
-                  f"{'promoted' if outcome.success else 'gate kept the champion'}", flush=True)
+            for retrain in retrains:
+                succeeded(retrain, f"retraining after {month}")
+                print(f"{'':<8} retrained on {retrain.run_config['ops']['training_set']['config']}: "
+                      f"{'promoted' if promoted(instance, retrain) else 'gate kept the champion'}", flush=True)
 
-    t0 = time.perf_counter()
-    summary = runner("replay_summary_job")
-    step("replay summary (frozen and monthly-retrain policies computed)", t0)
-    event = summary.get_asset_materialization_events()[0].materialization
-    print("\n" + event.metadata["table"].value)
+        t0 = time.perf_counter()
+        summary = launch("replay_summary_job", "replay summary")
+        step("replay summary (frozen and monthly-retrain policies computed)", t0)
+    [record] = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records
+    assert record.run_id == summary.run_id
+    metadata = record.asset_materialization.metadata
+    print("\n" + metadata["table"].value)
     for key in ("retrains_drift_policy", "retrains_monthly_policy", "mean_auc_drift_policy", "mean_auc_frozen", "mean_auc_monthly"):
-        print(f"{key}: {event.metadata[key].value}")
+        print(f"{key}: {metadata[key].value}")
     print(f"\ndone in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs, reports and sensor ticks", flush=True)
 
 
@@ -179,7 +181,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--auc-drop-threshold", type=float, default=None,
         help=f"replay another policy: retrain at this AUC drop (default {constants.AUC_DROP_THRESHOLD})",
     )
+    run_parser.add_argument(
+        "--min-auc-gain", type=float, default=None,
+        help=f"replay another gate: AUC a retrain must gain over the champion (default {constants.PROMOTION_MIN_AUC_GAIN})",
+    )
+    sub.add_parser(
+        "ui", help="dagster dev, with the MLflow UI and the reports served beside it (make ui)"
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.months, args.drift_share_threshold, args.auc_drop_threshold)
+        run(args.months, args.drift_share_threshold, args.auc_drop_threshold, args.min_auc_gain)
+    elif args.command == "ui":
+        from platform_assets import ui
+
+        return ui.main()
     return 0

@@ -8,7 +8,7 @@ functions, so loading the code location does not pay for them.
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from pydantic import Field
 
 from platform_assets.core import constants
 from platform_assets.core.features import EVENTS_TABLE, FEATURE_TABLES, FLIGHT_COLUMNS
+from platform_assets.core.figures import bars, calibration, markdown_image, training_curves
 from platform_assets.core.modeling import ModelSpec
 from platform_assets.core.partitions import MonthWindow, monthly_partitions
 from platform_assets.core.registry import CANDIDATE, CHAMPION
@@ -263,13 +264,40 @@ def build_training_set_asset(spec: ModelSpec, *, name: str, group: str) -> dg.As
     return _training_set
 
 
+# Why the first months of 2013 show as missing on the scoring and drift partitions.
+NOT_SCORED = (
+    "Months before the first champion are not scored, by design: in the replay, "
+    f"{constants.TRAINING_SET_START_MONTH}..{constants.TRAINING_SET_END_MONTH} train the first champion "
+    f"and scoring starts at {constants.REPLAY_FIRST_SCORED_MONTH}, so the earlier partitions stay "
+    "missing."
+)
+
+
+def reliability_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    """The calibration bins as a table in the asset page."""
+    columns = [
+        dg.TableColumn("bin", "string", description="predicted probability range"),
+        dg.TableColumn("rows", "int"),
+        dg.TableColumn("mean_predicted", "float"),
+        dg.TableColumn("observed_rate", "float"),
+    ]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({c.name: row[c.name] for c in columns}) for row in rows],
+        schema=dg.TableSchema(columns=columns),
+    )
+
+
 def gate_spec(check: str, asset: str) -> dg.AssetCheckSpec:
+    # Not `blocking=True`: Dagster fails the step, and so the run, when a blocking check fails. A
+    # rejected candidate is the gate working, not a crash: the run succeeds, this check fails with
+    # the reason, and the champion step, which promotes only a candidate that passed, skips.
     return dg.AssetCheckSpec(
         check,
         asset=asset,
-        blocking=True,
-        description="Candidate beats the base-rate predictor (AUC and log loss) and the champion's "
-        "AUC by the configured margin.",
+        blocking=False,
+        description="The promotion gate: the candidate beats the base-rate predictor (AUC and log "
+        "loss) and the champion's AUC by the configured margin on the held-out months. The champion "
+        "asset promotes only a candidate that passed; a failed gate skips the promotion.",
     )
 
 
@@ -282,25 +310,33 @@ def gate_result(
     champion = report.metrics.get("champion")
     gain = candidate["auc"] - champion["auc"] if champion else math.nan
     beats_champion = champion is None or gain >= min_auc_gain
-    reasons = [
-        (
-            f"AUC {candidate['auc']:.4f} vs base-rate threshold {min_auc:.2f}, log loss {candidate['log_loss']:.4f} "
-            f"vs base rate {base['log_loss']:.4f}: {'beats' if beats_base else 'does not beat'} the trivial baseline"
-        ),
-        "no champion yet"
-        if champion is None
-        else f"AUC gain over champion v{report.champion_version}: {gain:+.4f} (needs >= {min_auc_gain:+.4f})",
-    ]
+    held_out = ", ".join(report.months)
+    auc = f"AUC {candidate['auc']:.3f} on {held_out}"
+    if not beats_base:
+        reason = (
+            f"{auc} with log loss {candidate['log_loss']:.3f} does not beat the base-rate predictor "
+            f"(needs AUC above {min_auc:.2f} and log loss below {base['log_loss']:.3f})"
+        )
+    elif champion is None:
+        reason = f"{auc} beats the base-rate predictor (log loss {candidate['log_loss']:.3f} vs {base['log_loss']:.3f}); no champion yet"
+    elif gain < 0:
+        reason = f"{auc} is below champion v{report.champion_version}'s {champion['auc']:.3f} by {-gain:.3f}"
+    else:
+        reason = f"{auc} is above champion v{report.champion_version}'s {champion['auc']:.3f} by {gain:.3f}"
+    if champion is not None and beats_base:
+        reason += f" (the gate needs a gain of at least {min_auc_gain:+.3f})"
+    passed = bool(beats_base and beats_champion)
     return dg.AssetCheckResult(
         check_name=check,
-        passed=bool(beats_base and beats_champion),
+        passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(reasons),
+        description=f"{'Promote' if passed else 'Keep the champion'}: {reason}.",
         metadata={
-            "candidate_auc": candidate["auc"],
-            "champion_auc": champion["auc"] if champion else "none",
-            "auc_gain": gain if champion else "none",
+            "candidate_auc": round(candidate["auc"], 4),
+            "champion_auc": round(champion["auc"], 4) if champion else "none",
+            "auc_gain": round(gain, 4) if champion else "none",
             "min_auc_gain": min_auc_gain,
+            "holdout_months": held_out,
             "beats_base_rate": beats_base,
             "beats_champion": beats_champion,
         },
@@ -413,8 +449,17 @@ def build_training_assets(
                 "model_uri": f"models:/{spec.name}/{version}",
                 "mlflow_run_id": run.info.run_id,
                 "mlflow_run_url": mlflow_store.run_url(experiment_id, run.info.run_id),
-                "val_auc": result.val_metrics["auc"],
-                "val_log_loss": result.val_metrics["log_loss"],
+                "model_version_url": mlflow_store.model_version_url(spec.name, version),
+                "val_auc": round(result.val_metrics["auc"], 4),
+                "val_log_loss": round(result.val_metrics["log_loss"], 4),
+                "training_curves": dg.MetadataValue.md(
+                    markdown_image(
+                        training_curves(result.history),
+                        "validation loss per epoch",
+                        f"Validation log loss per epoch of each of the {len(result.best_epochs)} members; "
+                        f"best epochs {', '.join(map(str, result.best_epochs))}.",
+                    )
+                ),
                 "ensemble_size": len(result.best_epochs),
                 "best_epochs": ",".join(map(str, result.best_epochs)),
                 "epochs_run": len(result.history),
@@ -478,6 +523,7 @@ def build_training_assets(
             mlflow.set_tag("gate_passed", str(decision.passed).lower())
         version_tags = {
             "gate_passed": str(decision.passed).lower(),
+            "gate_reason": decision.description or "",
             "holdout_auc": f"{report.metrics['candidate']['auc']:.5f}",
             "evaluation_run_id": run.info.run_id,
         }
@@ -489,9 +535,18 @@ def build_training_assets(
                 "champion_version": report.champion_version or "none",
                 "holdout_months": ",".join(months),
                 "holdout_rows": report.rows,
-                **{k: round(v, 5) for k, v in flat.items() if np.isfinite(v)},
+                **{k: round(v, 4) for k, v in flat.items() if np.isfinite(v)},
                 "comparison": dg.MetadataValue.md(report.markdown()),
-                "candidate_reliability": dg.MetadataValue.json(report.reliability["candidate"]),
+                "calibration": dg.MetadataValue.md(
+                    markdown_image(
+                        calibration(report.reliability),
+                        "calibration",
+                        f"Observed delay rate against predicted probability on {', '.join(months)} "
+                        "(10 bins; the dashed line is perfect calibration).",
+                    )
+                ),
+                "candidate_reliability": reliability_table(report.reliability["candidate"]),
+                "gate": decision.description or "",
                 "mlflow_run_id": run.info.run_id,
                 "mlflow_run_url": mlflow_store.run_url(experiment_id, run.info.run_id),
             },
@@ -503,34 +558,44 @@ def build_training_assets(
         group_name=group,
         deps=[_evaluation],
         kinds={"mlflow"},
+        # Not materialized when the gate rejected the candidate: the step succeeds and Dagster
+        # records the promotion as skipped.
+        output_required=False,
         description=f"Gives {spec.name}'s gated candidate the MLflow alias `champion`; the replaced "
-        "champion keeps `previous`.",
+        f"champion keeps `previous`. Skipped (not materialized) when {evaluation}'s {gate_check} "
+        "check failed: the champion stays.",
     )
     def _champion(
         context: dg.AssetExecutionContext, mlflow_store: MLflowResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         from platform_assets.core.registry import alias_version, promote
 
         client = mlflow_store.client()
         candidate = alias_version(client, CANDIDATE, spec.name)
         if candidate is None:
-            raise dg.Failure(f"{spec.name} has no '{CANDIDATE}' version")
-        # The blocking check already stops this step in the evaluating run; this also covers
-        # runs of the champion asset alone.
-        if candidate.tags.get("gate_passed") != "true":
-            raise dg.Failure(f"{spec.name} v{candidate.version} has not passed the {gate_check}")
+            raise dg.Failure(f"{spec.name} has no '{CANDIDATE}' version: materialize {model} first")
+        if "gate_passed" not in candidate.tags:
+            raise dg.Failure(
+                f"{spec.name} v{candidate.version} has not been evaluated: materialize {evaluation} first"
+            )
+        if candidate.tags["gate_passed"] != "true":
+            context.log.info(
+                f"promotion skipped: {spec.name} v{candidate.version} failed the {gate_check} "
+                f"({candidate.tags.get('gate_reason', 'see the check')}); the champion stays"
+            )
+            return
         promotion = promote(client, candidate.version, spec.name)
         client.set_model_version_tag(
             spec.name, candidate.version, "promoted_by_dagster_run", context.run.run_id
         )
         context.log.info(f"champion is now v{promotion.champion} (previous: {promotion.previous})")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "champion_version": promotion.champion,
                 "previous_version": promotion.previous or "none",
-                "holdout_auc": float(candidate.tags.get("holdout_auc", "nan")),
+                "holdout_auc": round(float(candidate.tags.get("holdout_auc", "nan")), 4),
                 "training_window": candidate.tags.get("training_window", ""),
-                "model_url": mlflow_store.model_version_url(spec.name, promotion.champion),
+                "model_version_url": mlflow_store.model_version_url(spec.name, promotion.champion),
             }
         )
 
@@ -549,7 +614,7 @@ def build_predictions_asset(
         deps=[champion, EVENTS_TABLE],
         kinds={"mlflow", "feast", "parquet"},
         description=f"{spec.name}'s probability of {spec.label} for every validated flight of the "
-        "month, scored by the champion.",
+        f"month, scored by the champion. {NOT_SCORED}",
     )
     def _predictions(
         context: dg.AssetExecutionContext,
@@ -601,8 +666,9 @@ def build_predictions_asset(
                 "model_uri": f"models:/{spec.name}/{version.version}",
                 "training_window": version.tags.get("training_window", ""),
                 "feature_service": spec.feature_service,
-                f"mean_{spec.prediction}": float(np.mean(proba)),
-                "share_above_half": float(np.mean(proba > 0.5)),
+                f"mean_{spec.prediction}": round(float(np.mean(proba)), 4),
+                "share_above_half": round(float(np.mean(proba > 0.5)), 4),
+                "model_version_url": mlflow_store.model_version_url(spec.name, str(version.version)),
                 "unlabelled": int(events[spec.label].null_count()),
                 "path": dg.MetadataValue.path(str(target)),
             }
@@ -623,7 +689,7 @@ def build_drift_report_asset(
         deps=[predictions],
         kinds={"evidently", "html"},
         description=f"Evidently report of the month vs {spec.name}'s champion's training data: "
-        "feature drift, prediction drift, AUC.",
+        f"feature drift, prediction drift, AUC. {NOT_SCORED}",
     )
     def _drift_report(
         context: dg.AssetExecutionContext,
@@ -667,23 +733,33 @@ def build_drift_report_asset(
             f"{month}: drift share {summary.drift_share:.2f} ({', '.join(summary.drifted_columns) or 'none'}), "
             f"AUC {summary.auc:.4f} vs champion's held-out {holdout_auc:.4f}"
         )
+        scores = sorted(summary.column_scores.items(), key=lambda item: -item[1])
         return dg.MaterializeResult(
             metadata={
-                "drift_share": summary.drift_share,
-                "drifted_columns": summary.drifted_columns,
+                "drift_share": round(summary.drift_share, 3),
+                "drifted_columns": ", ".join(summary.drifted_columns) or "none",
                 "n_drifted_columns": len(summary.drifted_columns),
-                "column_drift_scores": summary.column_scores,
-                "prediction_drift_score": summary.prediction_drift_score,
+                "column_drift": dg.MetadataValue.md(
+                    markdown_image(
+                        bars([c for c, _ in scores], [v for _, v in scores], "drift score (Evidently's per-column test)"),
+                        "drift score per column",
+                        f"{len(summary.drifted_columns)} of {len(scores)} features drifted "
+                        f"(share {summary.drift_share:.2f}); the sensor retrains at a share of "
+                        f"{constants.DRIFT_SHARE_THRESHOLD:.2f} by default.",
+                    )
+                ),
+                "prediction_drift_score": round(summary.prediction_drift_score, 4),
                 "prediction_drifted": summary.prediction_drifted,
-                "auc": summary.auc,
-                "champion_holdout_auc": holdout_auc,
-                "auc_drop": auc_drop,
+                "auc": round(summary.auc, 4) if summary.auc is not None else None,
+                "champion_holdout_auc": round(holdout_auc, 4),
+                "auc_drop": round(auc_drop, 4) if auc_drop is not None else None,
                 "model_version": version,
+                "model_version_url": mlflow_store.model_version_url(spec.name, version),
                 "reference_window": model.tags.get("training_window", ""),
-                "rows_compared": {"current": summary.rows_current, "reference": summary.rows_reference},
-                "report_html": dg.MetadataValue.path(str(folder / "drift_report.html")),
-                "report_json": dg.MetadataValue.path(str(folder / "drift_report.json")),
-                "open_report": dg.MetadataValue.url((folder / "drift_report.html").resolve().as_uri()),
+                "rows_current": summary.rows_current,
+                "rows_reference": summary.rows_reference,
+                "open_report": platform.report_link(folder / "drift_report.html"),
+                "report_json": platform.report_link(folder / "drift_report.json"),
             }
         )
 

@@ -30,10 +30,22 @@ class PlatformPathsResource(dg.ConfigurableResource):
         default=None,
         description="Folder of the dbt feature tables Feast reads (FEATURES_ROOT); unset: under home.",
     )
+    reports_url: str | None = Field(
+        default=None,
+        description="URL at which home/reports is served over HTTP (`make ui` serves it); links to "
+        "reports point there. Unset: links are file paths.",
+    )
 
     @property
     def paths(self) -> PlatformPaths:
         return PlatformPaths(Path(self.home), Path(self.features_root) if self.features_root else None)
+
+    def report_link(self, file: Path) -> dg.MetadataValue:
+        """A link that opens `file` (under home/reports) in the browser: its URL on the reports server."""
+        if not self.reports_url:
+            return dg.MetadataValue.path(str(file))
+        relative = file.resolve().relative_to(self.paths.reports.resolve())
+        return dg.MetadataValue.url(f"{self.reports_url.rstrip('/')}/{relative.as_posix()}")
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -52,6 +64,11 @@ class MLflowResource(dg.ConfigurableResource):
     )
     experiment_name: str = Field(
         default=constants.MLFLOW_EXPERIMENT, description="Experiment that holds the runs."
+    )
+    ui_url: str | None = Field(
+        default=None,
+        description="MLflow UI serving this store when the tracking URI is not a server (`make ui` "
+        "starts one on the embedded store); links to runs and model versions point there.",
     )
 
     @property
@@ -96,20 +113,22 @@ class MLflowResource(dg.ConfigurableResource):
             tracking_uri=self.resolved_tracking_uri(), registry_uri=self.resolved_registry_uri()
         )
 
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        """A link for a server; for the embedded store, the command that opens the UI on it."""
-        from urllib.parse import quote
-
+    def _ui(self) -> str | None:
         uri = self.resolved_tracking_uri()
-        if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        return f"mlflow ui --backend-store-uri {quote(uri, safe=':/')} -> #/experiments/{experiment_id}/runs/{run_id}"
+        return uri.rstrip("/") if uri.startswith(("http://", "https://")) else self.ui_url
 
-    def model_version_url(self, name: str, version: str) -> str:
-        uri = self.resolved_tracking_uri()
-        if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/#/models/{name}/versions/{version}"
-        return f"models:/{name}/{version}"
+    def run_url(self, experiment_id: str, run_id: str) -> dg.MetadataValue:
+        """The run's page in the MLflow UI (or, with no UI, the run's id)."""
+        ui = self._ui()
+        if ui is None:
+            return dg.MetadataValue.text(run_id)
+        return dg.MetadataValue.url(f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
+
+    def model_version_url(self, name: str, version: str) -> dg.MetadataValue:
+        ui = self._ui()
+        if ui is None:
+            return dg.MetadataValue.text(f"models:/{name}/{version}")
+        return dg.MetadataValue.url(f"{ui.rstrip('/')}/#/models/{name}/versions/{version}")
 
 
 class FeastResource(dg.ConfigurableResource):
@@ -161,10 +180,14 @@ def shared_resources() -> dict[str, Any]:
     home = str(current.home)
     features_root = str(current.features_root) if current.features_root else None
     return {
-        "platform": PlatformPathsResource(home=home, features_root=features_root),
+        "platform": PlatformPathsResource(
+            home=home, features_root=features_root, reports_url=current.reports_url
+        ),
         # The resource does not read MLFLOW_TRACKING_URI itself: mlflow.set_tracking_uri() writes
         # that variable, so a second store in the same process would silently inherit the first.
-        "mlflow_store": MLflowResource(home=home, tracking_uri=current.mlflow_tracking_uri),
+        "mlflow_store": MLflowResource(
+            home=home, tracking_uri=current.mlflow_tracking_uri, ui_url=current.mlflow_ui_url
+        ),
         "feast": FeastResource(
             fs_yaml=current.feature_store_yaml, platform_home=home, features_root=features_root
         ),

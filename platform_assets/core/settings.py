@@ -37,6 +37,16 @@ def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
         raise ValueError(f"{name} must be JSON, got {raw!r}: {exc}") from exc
 
 
+def _float(environ: Mapping[str, str], name: str) -> float | None:
+    raw = environ.get(name)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class GpuStepSettings:
     """The training step's pod on Kubernetes: GPUs, node pool and requests (PLATFORM_GPU_*)."""
@@ -74,6 +84,19 @@ class Settings:
     """MLFLOW_TRACKING_URI: a tracking server; None: SQLite under home."""
     k8s_max_concurrent_steps: int = 8
     gpu: GpuStepSettings = field(default_factory=GpuStepSettings)
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    """PLATFORM_MLFLOW_UI_URL: the MLflow UI links point at when the tracking store is not a server
+    (`make ui` starts one there on the embedded store)."""
+    reports_url: str = "http://127.0.0.1:3001"
+    """PLATFORM_REPORTS_URL: where PLATFORM_HOME/reports is served over HTTP (`make ui` serves it)."""
+    sensor_interval_seconds: int = 30
+    """PLATFORM_SENSOR_INTERVAL_SECONDS: the drift sensor's minimum interval between ticks."""
+    drift_share_threshold: float | None = None
+    """PLATFORM_DRIFT_SHARE_THRESHOLD: the retraining policy's drift share; None: the default."""
+    auc_drop_threshold: float | None = None
+    """PLATFORM_AUC_DROP_THRESHOLD: the retraining policy's AUC drop; None: the default."""
+    min_auc_gain: float | None = None
+    """PLATFORM_MIN_AUC_GAIN: AUC a retrained candidate must gain over the champion; None: the default."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +117,12 @@ class Settings:
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             k8s_max_concurrent_steps=int(env.get("PLATFORM_K8S_MAX_CONCURRENT_STEPS", "8")),
             gpu=GpuStepSettings.from_env(env),
+            mlflow_ui_url=env.get("PLATFORM_MLFLOW_UI_URL") or cls.mlflow_ui_url,
+            reports_url=env.get("PLATFORM_REPORTS_URL") or cls.reports_url,
+            sensor_interval_seconds=int(env.get("PLATFORM_SENSOR_INTERVAL_SECONDS") or cls.sensor_interval_seconds),
+            drift_share_threshold=_float(env, "PLATFORM_DRIFT_SHARE_THRESHOLD"),
+            auc_drop_threshold=_float(env, "PLATFORM_AUC_DROP_THRESHOLD"),
+            min_auc_gain=_float(env, "PLATFORM_MIN_AUC_GAIN"),
         )
 
     @property

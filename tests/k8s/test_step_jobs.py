@@ -158,4 +158,4 @@ def test_k8s_mode_uses_the_k8s_job_executor(monkeypatch: pytest.MonkeyPatch) -> 
     assert platform_executor().name == "platform_k8s_executor"
     monkeypatch.setenv("PLATFORM_ENV", "local")
     reload()
-    assert platform_executor().name == "multiprocess"
+    assert platform_executor().name == "in_process"

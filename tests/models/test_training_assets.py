@@ -89,18 +89,28 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
     client = _client(resources)
     assert _train_and_gate(resources).success  # v1 champion
 
-    # Barely trained: far worse than the champion on the held-out month.
+    # Barely trained: far worse than the champion on the held-out month. The gate working is not a
+    # crash: the run succeeds, the check fails with the reason, the promotion is skipped.
     weak = _train_and_gate(resources, training_config(max_epochs=1, learning_rate=1e-6, seed=3))
-    assert not _gate(weak).passed
+    assert weak.success
+    gate = _gate(weak)
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert f"on {HOLDOUT} is below champion v1's" in gate.description
+    assert gate.description.startswith("Keep the champion: AUC ")
     assert "champion" not in {
         e.asset_key.to_user_string() for e in weak.get_asset_materialization_events()
     }
+    [skipped] = [e for e in weak.all_events if e.event_type_value == "ASSET_FAILED_TO_MATERIALIZE"]
+    assert skipped.asset_key == dg.AssetKey("champion")
     assert _alias(client, CANDIDATE) == "2"
     assert _alias(client, CHAMPION) == "1"
-    assert client.get_model_version(MODEL.name, "2").tags["gate_passed"] == "false"
+    version = client.get_model_version(MODEL.name, "2")
+    assert version.tags["gate_passed"] == "false"
+    assert version.tags["gate_reason"] == gate.description
     # Running `champion` on its own cannot sneak the blocked candidate in either.
     alone = dg.materialize([champion], resources=resources, raise_on_error=False)
-    assert not alone.success and _alias(client, CHAMPION) == "1"
+    assert alone.success and not alone.get_asset_materialization_events()
+    assert _alias(client, CHAMPION) == "1"
 
     # Same data and config as v1 (equal AUC), so it passes with a tolerance and takes over.
     good = _train_and_gate(resources, evaluation={"min_auc_gain": -0.01})

@@ -1,13 +1,13 @@
 """The replay's outcome as an asset: the drift-triggered policy that ran, next to two it did not."""
 
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.core import constants
+from platform_assets.core.figures import bars, figure, markdown_image, png_bytes
 from platform_assets.core.metrics import rank_auc
 from platform_assets.core.partitions import MonthWindow, all_months
 from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
@@ -18,6 +18,7 @@ from platform_assets.delay_model.spec import MODEL
 
 if TYPE_CHECKING:
     import polars as pl
+    from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
 TARGET, PREDICTION = MODEL.label, MODEL.prediction
@@ -93,13 +94,8 @@ def registered_version(
     return None
 
 
-def plot(table: "pl.DataFrame", target: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
+def plot(table: "pl.DataFrame") -> "Figure":
+    fig, ax = figure(8, 4)
     months = table["month"].to_list()
     for column, label in (
         ("auc_drift_policy", "drift-triggered"),
@@ -114,9 +110,7 @@ def plot(table: "pl.DataFrame", target: Path) -> None:
     ax.set_title("2013 replay (grey: drift sensor retrained after this month's report)")
     ax.legend()
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 @dg.asset(
@@ -190,7 +184,12 @@ def replay_summary(
     folder.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(table, folder / "replay.parquet")
     table.write_csv(folder / "replay.csv")
-    plot(table, folder / "replay.png")
+    chart = plot(table)
+    (folder / "replay.png").write_bytes(png_bytes(chart, dpi=110))
+    drift = bars(
+        table["month"].to_list(), [v or 0.0 for v in table["drift_share"].to_list()], "drift share",
+        threshold=retrain_policy.drift_share_threshold,
+    )
     means = {
         c: float(np.mean(table[c].to_numpy()))
         for c in ("auc_drift_policy", "auc_frozen", "auc_monthly")
@@ -198,14 +197,24 @@ def replay_summary(
     return dg.MaterializeResult(
         metadata={
             "table": dg.MetadataValue.md(markdown(table)),
-            "plot": dg.MetadataValue.path(str(folder / "replay.png")),
-            "csv": dg.MetadataValue.path(str(folder / "replay.csv")),
+            "plot": dg.MetadataValue.md(
+                markdown_image(chart, "replay: AUC per month under three policies")
+            ),
+            "drift_share_per_month": dg.MetadataValue.md(
+                markdown_image(
+                    drift, "drift share per month",
+                    f"Share of the model's features that drifted each month; the dashed line is the "
+                    f"sensor's threshold ({retrain_policy.drift_share_threshold:.2f}).",
+                )
+            ),
+            "plot_png": platform.report_link(folder / "replay.png"),
+            "csv": platform.report_link(folder / "replay.csv"),
             "retrains_drift_policy": int(table["retrained"].sum()),
             "promotions_drift_policy": int(table["promoted"].sum()),
             "retrains_monthly_policy": table.height,
-            "mean_auc_drift_policy": means["auc_drift_policy"],
-            "mean_auc_frozen": means["auc_frozen"],
-            "mean_auc_monthly": means["auc_monthly"],
+            "mean_auc_drift_policy": round(means["auc_drift_policy"], 4),
+            "mean_auc_frozen": round(means["auc_frozen"], 4),
+            "mean_auc_monthly": round(means["auc_monthly"], 4),
         }
     )
 

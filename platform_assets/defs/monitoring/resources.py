@@ -8,6 +8,7 @@ from pydantic import Field
 from platform_assets.core import constants
 from platform_assets.core.partitions import MonthWindow
 from platform_assets.core.resources import group_resources
+from platform_assets.core.settings import settings
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class RetrainPolicy(dg.ConfigurableResource):
     auc_drop_threshold: float = Field(
         default=constants.AUC_DROP_THRESHOLD,
         description="Retrain when the month's AUC is this far below the champion's held-out AUC.",
+    )
+    min_auc_gain: float = Field(
+        default=constants.PROMOTION_MIN_AUC_GAIN,
+        description="AUC a retrained candidate must gain over the champion to be promoted.",
     )
     window_months: int = Field(
         default=constants.RETRAIN_WINDOW_MONTHS,
@@ -58,12 +63,29 @@ class RetrainPolicy(dg.ConfigurableResource):
         if window is None:
             raise ValueError(f"no full {self.window_months}-month window before {month}")
         span = {"start_month": window.start, "end_month": window.end}
-        return {"ops": {"training_set": {"config": span}, "delay_model": {"config": span}}}
+        return {
+            "ops": {
+                "training_set": {"config": span},
+                "delay_model": {"config": span},
+                "model_evaluation": {"config": {"min_auc_gain": self.min_auc_gain}},
+            }
+        }
+
+    @classmethod
+    def from_settings(cls) -> "RetrainPolicy":
+        """The defaults, with any PLATFORM_DRIFT_SHARE_THRESHOLD / _AUC_DROP_THRESHOLD / _MIN_AUC_GAIN."""
+        current = settings()
+        overrides = {
+            "drift_share_threshold": current.drift_share_threshold,
+            "auc_drop_threshold": current.auc_drop_threshold,
+            "min_auc_gain": current.min_auc_gain,
+        }
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions.merge(
         group_resources("platform", "mlflow_store", "feast"),
-        dg.Definitions(resources={"retrain_policy": RetrainPolicy()}),
+        dg.Definitions(resources={"retrain_policy": RetrainPolicy.from_settings()}),
     )

@@ -4,6 +4,7 @@ from typing import Any
 
 import dagster as dg
 
+from platform_assets.core.settings import settings
 from platform_assets.defs.jobs.jobs import train_and_promote_job
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 
@@ -13,15 +14,17 @@ BATCH = 50
 
 
 def build_drift_retrain_sensor(
-    job: Any, name: str = SENSOR_NAME, minimum_interval_seconds: int = 30
+    job: Any, name: str = SENSOR_NAME, minimum_interval_seconds: int | None = None
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=name,
         job=job,
-        minimum_interval_seconds=minimum_interval_seconds,
+        minimum_interval_seconds=minimum_interval_seconds or settings().sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Retrains (training set -> delay_model -> model_evaluation -> champion) when a drift "
-        "report crosses the policy's drift-share or AUC-drop threshold.",
+        "report crosses the policy's drift-share or AUC-drop threshold. Running by default: it acts "
+        "only on new drift reports (one retrain per report, keyed by the report's event), so on the "
+        "replayed 2013 data it launches nothing until a new month is scored.",
     )
     def _sensor(context: dg.SensorEvaluationContext, retrain_policy: RetrainPolicy) -> dg.SensorResult | dg.SkipReason:
         return evaluate_drift_reports(context, retrain_policy)

@@ -44,10 +44,19 @@ def delay_model(config: Window) -> None:
     """Stand-in for training: same config interface as the real asset."""
 
 
-retrain = dg.define_asset_job("train_and_promote", selection=[training_set, delay_model])
+class Gate(dg.Config):
+    min_auc_gain: float = Field(default=0.0, description="the gate's margin")
+
+
+@dg.asset(deps=[delay_model])
+def model_evaluation(config: Gate) -> None:
+    """Stand-in for the gate: same config interface as the real asset."""
+
+
+retrain = dg.define_asset_job("train_and_promote", selection=[training_set, delay_model, model_evaluation])
 
 defs = dg.Definitions(
-    assets=[drift_report, training_set, delay_model],
+    assets=[drift_report, training_set, delay_model, model_evaluation],
     jobs=[retrain],
     sensors=[build_drift_retrain_sensor(retrain, minimum_interval_seconds=1)],
     resources={"retrain_policy": RetrainPolicy()},

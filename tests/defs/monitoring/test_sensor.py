@@ -9,9 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from dagster._core.scheduler.instigation import TickStatus
+
+from platform_assets.core.launch import in_process_instance, workspace_launcher
 from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.cli import sensor_run_tags
-from platform_assets.defs.monitoring.sensors import drift_retrain_sensor, evaluate_drift_reports
+from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
 
 from . import sensor_defs
 
@@ -129,21 +131,28 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
     monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))
     env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        # What the replay (make run) does: evaluate the sensor in-process and run what it asks for.
+        # What the replay (make run) does: one sensor-daemon iteration through the workspace, whose
+        # run executes in the test's process.
         report(instance, "2013-06", drift_share=0.8)
-        [request] = evaluate(instance, None).run_requests
-        dg.materialize(
-            [sensor_defs.training_set, sensor_defs.delay_model], instance=instance,
-            run_config=request.run_config, tags=sensor_run_tags(drift_retrain_sensor, request),
-        )
+        with in_process_instance(home) as replay, workspace_launcher(replay, workspace) as launcher:
+            tick, [launched] = launcher.tick_sensor("drift_retrain_sensor")
+        assert tick.status == TickStatus.SUCCESS and tick.run_ids == [launched.run_id]
+        assert launched.status == dg.DagsterRunStatus.SUCCESS
+        # Placed in the UI like a daemon's run: the code location's origin and the sensor's tags.
+        assert launched.remote_job_origin.location_name == "sensor_defs.py"
+        placed = instance.get_runs(filters=dg.RunsFilter(tags={".dagster/repository": "__repository__@sensor_defs.py"}))
+        assert [r.run_id for r in placed] == [launched.run_id]
+        assert launched.tags["dagster/sensor_name"] == "drift_retrain_sensor"
+        assert launched.tags["dagster/run_key"].startswith("drift-retrain-2013-06-")
         report(instance, "2013-07", drift_share=0.8)
         daemon = _daemon(home, workspace, env)
         try:
-            _wait(lambda: len(_runs(instance)) == 1 and _runs(instance)[0].is_finished, 240, "the retrain run to finish")
-            time.sleep(5)  # the daemon re-reads 2013-06 from an empty cursor: its run key exists already
+            _wait(lambda: len(_runs(instance)) == 2 and _runs(instance)[0].is_finished, 240, "the retrain run to finish")
+            time.sleep(5)  # a few more ticks: 2013-06 is behind the stored cursor, nothing relaunches
         finally:
             _stop(daemon)
-        [run] = _runs(instance)
+        run, first = _runs(instance)  # newest first
+        assert first.run_id == launched.run_id
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags["dagster/sensor_name"] == "drift_retrain_sensor"
         assert (markers / "2013-03_2013-06.json").exists()
@@ -154,14 +163,14 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
         report(instance, "2013-09", drift_share=0.9)
         daemon = _daemon(home, workspace, env)
         try:
-            _wait(lambda: len(_runs(instance)) == 2 and all(r.is_finished for r in _runs(instance)), 240, "the second retrain")
+            _wait(lambda: len(_runs(instance)) == 3 and all(r.is_finished for r in _runs(instance)), 240, "the second retrain")
             time.sleep(5)  # a few more ticks: nothing new may launch
         finally:
             _stop(daemon)
         runs = _runs(instance)
-        assert len(runs) == 2
-        assert sorted(r.tags["platform/drift_report_month"] for r in runs) == ["2013-07", "2013-09"]
-        assert len({r.tags["dagster/run_key"] for r in runs}) == 2
+        assert len(runs) == 3
+        assert sorted(r.tags["platform/drift_report_month"] for r in runs) == ["2013-06", "2013-07", "2013-09"]
+        assert len({r.tags["dagster/run_key"] for r in runs}) == 3
 
 
 def test_no_retrain_on_the_window_the_champion_already_trained_on() -> None:

@@ -1,0 +1,175 @@
+"""Runs launched the way the UI and the daemon launch them, executed in this process.
+
+`make run` replays 2013 in seconds per month. It creates every run through the code location that
+workspace.yaml names, as `dagster job launch` and the UI's launchpad do, and it lets the sensor
+daemon's own iteration evaluate the drift sensor, record the tick and submit the runs it requests.
+So each run carries the code location's origin and tags and appears in the UI's Runs, the job's Runs
+tab, the Overview timeline and the sensor's tick history, like any run the daemon or the UI launched.
+
+Only where a run executes differs. The instance built here hands runs to `InProcessRunLauncher`,
+which executes them synchronously in this process. The UI's launcher would spawn one process per
+run, and each of those would load the code location again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from dagster._core.execution.api import execute_run
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.launcher import LaunchRunContext, RunLauncher
+from dagster._core.scheduler.instigation import InstigatorTick, TickStatus
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._utils.hosted_user_process import recon_job_from_origin
+
+from platform_assets.core.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from dagster._core.remote_representation import CodeLocation, RemoteRepository
+
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
+LOCATION_NAME = "platform_assets"
+
+
+class InProcessRunLauncher(RunLauncher, ConfigurableClass):
+    """Executes a launched run synchronously in the launching process (the replay's instance only)."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
+        self._inst_data = inst_data
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> InProcessRunLauncher:
+        return cls(inst_data=inst_data)
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        job = recon_job_from_origin(context.job_code_origin)  # type: ignore[arg-type]
+        execute_run(job, context.dagster_run, self._instance)
+
+    def terminate(self, run_id: str) -> bool:
+        return False
+
+
+# Same storage, pools and run settings as dagster.yaml; runs start at once (no queue, no daemon to
+# dequeue them) and execute in this process.
+IN_PROCESS_OVERRIDES: dict[str, Any] = {
+    "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
+    "run_launcher": {"module": __name__, "class": InProcessRunLauncher.__name__},
+}
+
+
+def in_process_instance(dagster_home: Path) -> dg.DagsterInstance:
+    """The instance under `dagster_home` (its dagster.yaml), launching runs in this process."""
+    ref = InstanceRef.from_dir(str(dagster_home), overrides=IN_PROCESS_OVERRIDES)
+    return dg.DagsterInstance.from_ref(ref)
+
+
+class Launcher:
+    """Creates and submits runs through the workspace's code location, as `dagster job launch` does."""
+
+    def __init__(self, instance: dg.DagsterInstance, context: WorkspaceProcessContext) -> None:
+        self.instance, self.context = instance, context
+
+    def _location(self) -> tuple[CodeLocation, RemoteRepository]:
+        request = self.context.create_request_context()
+        names = list(request.get_code_location_entries())
+        # This platform's location; a workspace with a single location (tests) uses that one.
+        name = LOCATION_NAME if LOCATION_NAME in names or len(names) != 1 else names[0]
+        location = request.get_code_location(name)
+        [repository] = location.get_repositories().values()
+        return location, repository
+
+    def launch(
+        self,
+        job_name: str,
+        *,
+        partition: str | None = None,
+        partition_range: tuple[str, str] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dg.DagsterRun:
+        """Create the run from the code location's snapshot of the job, submit it, return it finished."""
+        from dagster._cli.job import _create_run
+
+        location, repository = self._location()
+        job = repository.get_full_job(job_name)
+        run_tags = dict(tags or {})
+        if partition is not None:
+            # The tags the launchpad gives a partition's run, from the code location itself.
+            snap = location.get_partition_tags_from_repo(repository.handle, job_name, partition, self.instance)
+            if not hasattr(snap, "tags"):
+                raise ValueError(f"{job_name}: no partition {partition!r}: {snap}")
+            run_tags.update(snap.tags)
+        if partition_range is not None:
+            run_tags[ASSET_PARTITION_RANGE_START_TAG], run_tags[ASSET_PARTITION_RANGE_END_TAG] = partition_range
+        run = _create_run(
+            instance=self.instance, code_location=location, remote_repo=repository, remote_job=job,
+            run_config=dict(run_config or {}), tags=run_tags, op_selection=None, run_id=None,
+        )
+        self.instance.submit_run(run.run_id, self.context.create_request_context())
+        return self.instance.get_run_by_id(run.run_id)  # type: ignore[return-value]
+
+    def tick_sensor(self, name: str) -> tuple[InstigatorTick, list[dg.DagsterRun]]:
+        """One iteration of the sensor daemon (the daemon's own code): evaluate the running sensors,
+        record each tick and submit the runs they request. Returns `name`'s tick and its runs."""
+        from dagster._daemon.sensor import execute_sensor_iteration
+
+        _, repository = self._location()
+        sensor = repository.get_sensor(name)
+        before = self._latest_tick(sensor)
+        for _ in execute_sensor_iteration(self.context, logging.getLogger("platform_assets.sensor"), None, None):
+            pass
+        tick = self._latest_tick(sensor)
+        if tick is None or (before is not None and tick.tick_id == before.tick_id):
+            raise RuntimeError(
+                f"sensor {name} did not tick: is it running (default status or the UI's toggle) and is "
+                f"its minimum interval ({sensor.min_interval_seconds}s) shorter than the time since its last tick?"
+            )
+        if tick.status == TickStatus.FAILURE:
+            raise RuntimeError(f"sensor {name} failed: {tick.error.to_string() if tick.error else 'no error recorded'}")
+        runs = [self.instance.get_run_by_id(run_id) for run_id in tick.run_ids]
+        return tick, [run for run in runs if run is not None]
+
+    def _latest_tick(self, sensor: Any) -> InstigatorTick | None:
+        ticks = self.instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id, limit=1)
+        return ticks[0] if ticks else None
+
+
+@contextmanager
+def workspace_launcher(
+    instance: dg.DagsterInstance, workspace_file: Path = WORKSPACE_FILE
+) -> Iterator[Launcher]:
+    """A launcher on the code locations of `workspace_file` (the one `make ui` serves)."""
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace_file)])) as context:
+        errors = {
+            name: entry.load_error
+            for name, entry in context.create_request_context().get_code_location_entries().items()
+            if entry.load_error
+        }
+        if errors:
+            raise RuntimeError(
+                "the code location failed to load: "
+                + "; ".join(f"{name}: {error.to_string()}" for name, error in errors.items())
+            )
+        yield Launcher(instance, context)
