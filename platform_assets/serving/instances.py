@@ -1,0 +1,211 @@
+"""Request instances: a `flights.csv` row without its outcome columns, checked field by field.
+
+Every broken rule is reported with the field it concerns (`instances[3].sched_dep_time`) and the
+rule's name, so a client can fix its request without reading the server's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+LOCAL_TZ = ZoneInfo("America/New_York")
+MAX_INSTANCES = 1000
+REQUIRED = (
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "sched_arr_time",
+    "carrier",
+    "flight",
+    "origin",
+    "dest",
+    "distance",
+)
+OPTIONAL = ("tailnum", "hour", "minute", "time_hour")
+# Known only once the flight has left: a request carrying them is not a prediction before departure.
+AFTER_DEPARTURE = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
+INTEGER_FIELDS = ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flight", "hour", "minute")
+
+
+class RequestError(ValueError):
+    """One or more broken rules; the message names each field and rule."""
+
+    def __init__(self, problems: Sequence[tuple[str, str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "; ".join(f"{field}: rule '{rule}' broken: {detail}" for field, rule, detail in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A validated instance with what the model derives from it."""
+
+    flight_id: str
+    """The warehouse's flight key (stg_flights): date, carrier, flight number, origin, departure."""
+    flight_date: str
+    event_timestamp: datetime
+    """Scheduled departure in UTC: the prediction time."""
+    origin: str
+    dest: str
+    carrier: str
+    tailnum: str | None
+    distance: float
+    sched_dep_hour: int
+    sched_dep_dow: int
+    instance: dict[str, Any]
+
+    @property
+    def route(self) -> str:
+        return f"{self.origin}-{self.dest}"
+
+    def bucket(self) -> float:
+        """A stable position in [0, 100) from the flight key: the canary share is a range of it."""
+        digest = hashlib.sha256(self.flight_id.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % 10_000 / 100
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _hhmm(value: int) -> bool:
+    return 0 <= value <= 2359 and value % 100 < 60
+
+
+def _time_hour(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_body(
+    body: Any, origins: Collection[str], airports: Collection[str]
+) -> list[Flight]:
+    """Flights of a v1 body `{"instances": [...]}`, or RequestError naming every broken rule."""
+    if not isinstance(body, Mapping):
+        raise RequestError([("body", "JSON object", f"got {type(body).__name__}")])
+    if "instances" not in body:
+        raise RequestError([("instances", "required field", "the body has no 'instances'")])
+    instances = body["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise RequestError([("instances", "non-empty list", f"got {instances!r:.60}")])
+    if len(instances) > MAX_INSTANCES:
+        raise RequestError(
+            [("instances", f"at most {MAX_INSTANCES} instances", f"got {len(instances)}")]
+        )
+    flights, problems = [], []
+    for i, instance in enumerate(instances):
+        flight, broken = _parse_instance(f"instances[{i}]", instance, origins, airports)
+        problems += broken
+        if flight is not None:
+            flights.append(flight)
+    if problems:
+        raise RequestError(problems)
+    return flights
+
+
+def _parse_instance(
+    at: str, instance: Any, origins: Collection[str], airports: Collection[str]
+) -> tuple[Flight | None, list[tuple[str, str, str]]]:
+    if not isinstance(instance, Mapping):
+        return None, [(at, "JSON object", f"got {type(instance).__name__}")]
+    problems: list[tuple[str, str, str]] = []
+
+    def broken(field: str, rule: str, detail: str) -> None:
+        problems.append((f"{at}.{field}", rule, detail))
+
+    for field in REQUIRED:
+        if instance.get(field) is None:
+            broken(field, "required field", "missing or null")
+    for field in AFTER_DEPARTURE:
+        if field in instance:
+            broken(field, "known only after departure", "remove it: predictions are made before take-off")
+    for field in INTEGER_FIELDS:
+        value = instance.get(field)
+        if value is not None and not _is_int(value):
+            broken(field, "integer", f"got {value!r:.40}")
+    for field in ("carrier", "origin", "dest"):
+        value = instance.get(field)
+        if value is not None and not isinstance(value, str):
+            broken(field, "string", f"got {value!r:.40}")
+    tailnum = instance.get("tailnum")
+    if tailnum is not None and not isinstance(tailnum, str):
+        broken("tailnum", "string or null", f"got {tailnum!r:.40}")
+    distance = instance.get("distance")
+    if distance is not None and (
+        not isinstance(distance, int | float) or isinstance(distance, bool) or not distance > 0
+    ):
+        broken("distance", "positive number (miles)", f"got {distance!r:.40}")
+    if problems:
+        return None, problems
+
+    carrier, origin, dest = instance["carrier"], instance["origin"], instance["dest"]
+    if not (len(carrier) == 2 and carrier.isalnum() and carrier == carrier.upper()):
+        broken("carrier", "two-character airline code", f"got {carrier!r:.40}")
+    if origin not in origins:
+        broken("origin", f"known origin airport ({', '.join(sorted(origins))})", f"got {origin!r:.40}")
+    if dest not in airports:
+        broken("dest", "known airport FAA code", f"got {dest!r:.40}")
+    try:
+        local_date = date(instance["year"], instance["month"], instance["day"])
+    except ValueError as exc:
+        broken("day", "valid calendar date (year, month, day)", str(exc))
+        return None, problems
+    for field in ("sched_dep_time", "sched_arr_time"):
+        if not _hhmm(instance[field]):
+            broken(field, "HHMM time of day (0000-2359)", f"got {instance[field]}")
+    if problems:
+        return None, problems
+    hour, minute = divmod(instance["sched_dep_time"], 100)
+    if instance.get("hour") is not None and instance["hour"] != hour:
+        broken("hour", "hour = sched_dep_time // 100", f"got {instance['hour']}, expected {hour}")
+    if instance.get("minute") is not None and instance["minute"] != minute:
+        broken("minute", "minute = sched_dep_time % 100", f"got {instance['minute']}, expected {minute}")
+    local = datetime(local_date.year, local_date.month, local_date.day, hour, tzinfo=LOCAL_TZ)
+    scheduled_hour = local.astimezone(UTC)
+    if instance.get("time_hour") is not None:
+        given = _time_hour(instance["time_hour"])
+        if given is None:
+            broken("time_hour", "ISO 8601 timestamp", f"got {instance['time_hour']!r:.40}")
+        elif given != scheduled_hour:
+            broken(
+                "time_hour",
+                "scheduled hour in UTC of year/month/day/hour in New York",
+                f"got {instance['time_hour']}, expected {scheduled_hour:%Y-%m-%dT%H:%M:%SZ}",
+            )
+        else:
+            scheduled_hour = given
+    if problems:
+        return None, problems
+    flight_id = (
+        f"{local_date.year:04d}-{local_date.month:02d}-{local_date.day:02d}-{carrier}-"
+        f"{instance['flight']}-{origin}-{instance['sched_dep_time']:04d}"
+    )
+    return (
+        Flight(
+            flight_id=flight_id,
+            flight_date=local_date.isoformat(),
+            # As stg_flights: time_hour (the scheduled hour in UTC) plus the minute.
+            event_timestamp=scheduled_hour + timedelta(minutes=minute),
+            origin=origin,
+            dest=dest,
+            carrier=carrier,
+            tailnum=tailnum or None,
+            distance=float(distance),
+            sched_dep_hour=hour,
+            sched_dep_dow=local_date.isoweekday(),
+            instance=dict(instance),
+        ),
+        [],
+    )

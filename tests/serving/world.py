@@ -1,0 +1,154 @@
+"""A small world the model server can run against: the synthetic flights of tests/models with the
+warehouse's flight keys and UTC departure times, validated flight rows a request can be built from,
+a real Feast store with online views (SQLite), and two registered versions of the delay model.
+
+Built once per session by the conftest, and by benchmarks/serving.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource, ValueType
+
+from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.core.registry import CHAMPION
+from platform_assets.core.resources import MLflowResource
+from platform_assets.core.tabular.params import TrainParams
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.serving.rollout import CHALLENGER
+from tests.models import synthetic
+from tests.models.feast_store import VIEWS
+
+FS_YAML = "feature_store.yaml"
+TRAINING = {"max_epochs": 3, "min_epochs": 1, "patience": 2, "batch_size": 256, "validation_days": 10}
+
+
+@dataclass(frozen=True)
+class World:
+    home: Path
+    feature_repo: Path
+
+    @property
+    def paths(self) -> PlatformPaths:
+        return PlatformPaths(self.home)
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.paths.mlflow_dir / 'mlflow.db'}"
+
+    def store(self) -> FeatureStore:
+        return FeatureStore(repo_path=str(self.feature_repo))
+
+
+def _warehouse_keys(home: Path) -> None:
+    """Give the synthetic events what dbt gives real ones: the flight_id of stg_flights, and the
+    scheduled departure (drawn as New York time) in UTC; write the validated flight rows behind them."""
+    paths = PlatformPaths(home)
+    source = paths.feature_table("flight_training_events")
+    events = pl.read_parquet(source)
+    local = pl.col("event_timestamp").dt.replace_time_zone(None).dt.replace_time_zone("America/New_York")
+    events = events.with_columns(
+        local.alias("local"), pl.col("flight_id").str.slice(1).cast(pl.Int64).alias("flight")
+    ).with_columns(
+        pl.col("local").dt.year().cast(pl.Int64).alias("year"),
+        pl.col("local").dt.month().cast(pl.Int64).alias("month"),
+        pl.col("local").dt.day().cast(pl.Int64).alias("day"),
+        (
+            pl.col("local").dt.hour().cast(pl.Int64) * 100
+            + pl.col("local").dt.minute().cast(pl.Int64)
+        ).alias("sched_dep_time"),
+        pl.col("local").dt.hour().cast(pl.Int64).alias("hour"),
+        pl.col("local").dt.minute().cast(pl.Int64).alias("minute"),
+        pl.col("local").dt.truncate("1h").dt.convert_time_zone("UTC").alias("time_hour"),
+        pl.col("local").dt.convert_time_zone("UTC").alias("event_timestamp"),
+    ).with_columns(
+        pl.format(
+            "{}-{}-{}-{}-{}-{}-{}",
+            pl.col("year"),
+            pl.col("month").cast(pl.String).str.zfill(2),
+            pl.col("day").cast(pl.String).str.zfill(2),
+            "carrier",
+            "flight",
+            "origin",
+            pl.col("sched_dep_time").cast(pl.String).str.zfill(4),
+        ).alias("flight_id"),
+        (
+            (pl.col("local") + pl.duration(minutes=150)).dt.hour().cast(pl.Int64) * 100
+            + pl.col("local").dt.minute().cast(pl.Int64)
+        ).alias("sched_arr_time"),
+    )
+    validated = events.select(
+        "year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum",
+        "origin", "dest", "distance", "hour", "minute", "time_hour", "flight_month",
+        pl.lit("synthetic").alias("_source_file"), pl.lit("synthetic").alias("_source_sha256"),
+    )
+    for (month,), part in validated.group_by(["flight_month"]):
+        write_parquet_atomic(part.drop("flight_month"), paths.validated_file("flights", month))
+    write_parquet_atomic(
+        events.drop("local", "flight", "year", "month", "day", "sched_dep_time", "hour", "minute",
+                    "time_hour", "sched_arr_time").sort(["event_timestamp", "flight_id"]),
+        source,
+    )
+
+
+def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
+    """tests/models' feature views and services, online, with a feature_store.yaml a server reads."""
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    (repo_dir / FS_YAML).write_text(
+        "project: delay_serving_test\n"
+        f"registry: {repo_dir / 'registry.db'}\n"
+        "provider: local\n"
+        "offline_store:\n    type: duckdb\n"
+        f"online_store:\n    type: sqlite\n    path: {repo_dir / 'online.db'}\n"
+        "entity_key_serialization_version: 3\n"
+    )
+    store = FeatureStore(repo_path=str(repo_dir))
+    entities, views = [], []
+    for view_name, (table, key, ttl) in VIEWS.items():
+        entity = Entity(name=key, join_keys=[key], value_type=ValueType.STRING)
+        source = FileSource(
+            name=table, path=str(feature_dir / f"{table}.parquet"), timestamp_field="event_timestamp"
+        )
+        entities.append(entity)
+        views.append(FeatureView(name=view_name, entities=[entity], ttl=ttl, source=source, online=True))
+    store.apply([*entities, *views, FeatureService(name=MODEL.feature_service, features=views)])
+    return store
+
+
+def register_versions(world: World, seeds: tuple[int, ...] = (13, 29)) -> list[str]:
+    """Train the delay model on Jan-Feb once per seed and register each; the first is champion,
+    the second challenger."""
+    import mlflow
+
+    from platform_assets.core.tabular.pyfunc import log_model
+    from platform_assets.delay_model.training import fit
+
+    frame = pl.read_parquet(world.paths.training_set_file("2013-01", "2013-02"))
+    store = MLflowResource(home=str(world.home))
+    experiment = store.activate(MODEL.experiment)
+    client = store.client()
+    versions = []
+    for seed in seeds:
+        result = fit(frame, TrainParams(**TRAINING, seed=seed))
+        with mlflow.start_run(experiment_id=experiment, run_name=f"serving world seed {seed}"):
+            info = log_model(result, frame.head(50), registered_name=MODEL.name)
+        versions.append(str(info.registered_model_version))
+    client.set_registered_model_alias(MODEL.name, CHAMPION, versions[0])
+    if len(versions) > 1:
+        client.set_registered_model_alias(MODEL.name, CHALLENGER, versions[1])
+    return versions
+
+
+def build_world(home: Path) -> World:
+    synthetic.write_world(home)
+    _warehouse_keys(home)
+    world = World(home=home, feature_repo=home / "feature_repo")
+    store = build_store(world.paths.feature_tables, world.feature_repo)
+    synthetic.label_world(home, store, MODEL.feature_service)
+    synthetic.write_training_set(home, store, MODEL.feature_service, "2013-01", "2013-02")
+    register_versions(world)
+    np.random.seed(0)
+    return world
