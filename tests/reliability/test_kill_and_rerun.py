@@ -51,6 +51,11 @@ def uninterrupted(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     }
 
 
+def run_child(home: Path, raw: Path, when: str, n: int) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "tests.reliability.kill_child", str(home), str(raw), PARTITION, when, str(n)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
 def assert_readers_see_only_whole_files(home: Path) -> None:
     for path in home.rglob("*"):
         if path.name.startswith("."):
@@ -66,10 +71,7 @@ def test_sigkill_then_rerun_conserves_rows_and_matches_an_uninterrupted_run(
     when: str, n: int, raw: Path, uninterrupted: dict[str, str], tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.kill_child", str(home), str(raw), PARTITION, when, str(n)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    child = run_child(home, raw, when, n)
     assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
     assert_readers_see_only_whole_files(home)
 
@@ -91,8 +93,5 @@ def test_sigkill_then_rerun_conserves_rows_and_matches_an_uninterrupted_run(
 
 
 def test_the_kill_points_cover_every_rename_of_the_run(raw: Path, tmp_path: Path) -> None:
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.kill_child", str(tmp_path / "home"), str(raw), PARTITION, "before", str(RENAMES + 1)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    child = run_child(tmp_path / "home", raw, "before", RENAMES + 1)
     assert child.returncode == 3 and "finished True" in child.stdout, child.stdout + child.stderr
