@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import pytest
 import requests
 
+from platform_assets.serving.traffic import ReplayResult, month_flights, replay
 from tests.serving.world import FS_YAML, World, build_world
 
 MODEL_URL = "/v1/models/flight_delay_model"
+REPLAY_DAYS = (1, 2)
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +98,12 @@ def copy_registry(world: World, target: Path) -> str:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(world.paths.mlflow_dir / "mlflow.db", target / "mlflow.db")
     return f"sqlite:///{target / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def replayed(world: World) -> tuple[pl.DataFrame, ReplayResult]:
+    """March 1-2 replayed against a shadow-mode server writing its log into the world's home."""
+    flights = month_flights(world.paths, "2013-03").filter(pl.col("day").is_in(REPLAY_DAYS))
+    with running_server(world, world.home, "--rollout", "shadow") as server:
+        result = replay(flights, world.store(), server.url)
+    return flights, result

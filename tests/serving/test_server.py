@@ -17,19 +17,10 @@ from platform_assets.delay_model.registry import predict_version
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.serving.evaluation import day_outcomes, served_features
 from platform_assets.serving.request_log import read_all
-from platform_assets.serving.traffic import _instance, month_flights, replay
+from platform_assets.serving.traffic import _instance, month_flights
 from tests.serving.conftest import copy_registry, running_server
 
-REPLAY_DAYS = (1, 2)
-
-
-@pytest.fixture(scope="module")
-def replayed(world, tmp_path_factory):
-    """March 1-2 replayed against a shadow-mode server writing its log into the world's home."""
-    flights = month_flights(world.paths, "2013-03").filter(pl.col("day").is_in(REPLAY_DAYS))
-    with running_server(world, world.home, "--rollout", "shadow") as server:
-        result = replay(flights, world.store(), server.url)
-    return flights, result
+from tests.serving.conftest import REPLAY_DAYS
 
 
 def test_online_scores_equal_batch_scores_of_the_same_flights(world, replayed) -> None:

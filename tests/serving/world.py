@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import polars as pl
 from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource, ValueType
@@ -152,3 +153,12 @@ def build_world(home: Path) -> World:
     register_versions(world)
     np.random.seed(0)
     return world
+
+
+class WorldFeastResource(dg.ConfigurableResource):
+    """The features group's FeastResource interface over the world's repository."""
+
+    repo_dir: str
+
+    def store(self) -> FeatureStore:
+        return FeatureStore(repo_path=self.repo_dir)

@@ -1,0 +1,115 @@
+"""The serving group's assets on replayed traffic: request log, online evaluation with the
+challenger check and the promotion it gates, and the skew report."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+from mlflow import MlflowClient
+
+from platform_assets.core.registry import CHAMPION, PREVIOUS, alias_version
+from platform_assets.core.resources import MLflowResource, PlatformPathsResource
+from platform_assets.defs.serving.assets import (
+    CHALLENGER_CHECK,
+    online_evaluation,
+    online_promotion,
+    request_log,
+    serving_skew,
+)
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.serving.rollout import CHALLENGER
+from tests.serving.conftest import copy_registry
+from tests.serving.world import WorldFeastResource
+
+DAY = "2013-03-01"
+ASSETS = [request_log, online_evaluation, online_promotion, serving_skew]
+
+
+def _materialize(world, tracking_uri: str, max_auc_loss: float) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        partition_key=DAY,
+        resources={
+            "platform": PlatformPathsResource(home=str(world.home)),
+            "mlflow_store": MLflowResource(home=str(world.home), tracking_uri=tracking_uri),
+            "feast": WorldFeastResource(repo_dir=str(world.feature_repo)),
+        },
+        run_config={"ops": {"online_evaluation": {"config": {"min_labelled": 10, "max_auc_loss": max_auc_loss}}}},
+    )
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return {k: v.value for k, v in events[0].materialization.metadata.items()} if events else {}
+
+
+def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == CHALLENGER_CHECK]
+    return evaluation
+
+
+def test_replayed_day_materializes_log_evaluation_promotion_and_skew(world, replayed, tmp_path) -> None:
+    flights, _ = replayed
+    day_flights = flights.filter(pl.col("day") == 1).height
+    tracking_uri = copy_registry(world, tmp_path / "mlflow")
+    result = _materialize(world, tracking_uri, max_auc_loss=1.0)
+    assert result.success
+
+    log = _metadata(result, "request_log")
+    assert log["dagster/row_count"] == 2 * day_flights  # shadow: champion and challenger per flight
+    assert log["flights"] == day_flights
+    assert log["rows_by_variant"] == {"champion v1": day_flights, "shadow v2": day_flights}
+    assert 0 < log["latency_p50_ms"] <= log["latency_p99_ms"]
+
+    evaluation = _metadata(result, "online_evaluation")
+    assert 0.0 <= evaluation["champion_v1_auc"] <= 1.0 and 0.0 <= evaluation["shadow_v2_auc"] <= 1.0
+    report = json.loads((world.paths.reports / "serving" / "online_evaluation" / f"day={DAY}" / "evaluation.json").read_text())
+    assert report["paired_flights"] == day_flights
+    assert _check(result).passed and evaluation["decision"] == "promote"
+
+    # The check passed, so the challenger became champion; the old champion is kept as previous.
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    assert _metadata(result, "online_promotion")["champion_version"] == "2"
+    assert str(alias_version(client, CHAMPION, MODEL.name).version) == "2"
+    assert str(alias_version(client, PREVIOUS, MODEL.name).version) == "1"
+    assert alias_version(client, CHALLENGER, MODEL.name) is None
+
+    # The replay advanced the online store with its clock: nothing served differs from offline.
+    skew = _metadata(result, "serving_skew")
+    assert skew["compared"] == skew["flights"] == day_flights
+    assert skew["skewed_flights"] == 0
+
+
+def test_a_failed_challenger_check_skips_the_promotion(world, replayed, tmp_path) -> None:
+    tracking_uri = copy_registry(world, tmp_path / "mlflow")
+    # Demand an AUC gain no model can show: the check fails and the champion stays.
+    result = _materialize(world, tracking_uri, max_auc_loss=-1.0)
+    assert result.success
+    check = _check(result)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description.startswith("Keep the champion: shadow v2 online AUC")
+    assert _metadata(result, "online_promotion") == {}
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    assert str(alias_version(client, CHAMPION, MODEL.name).version) == "1"
+    assert str(alias_version(client, CHALLENGER, MODEL.name).version) == "2"
+
+
+def test_stale_online_store_shows_as_skew(world, replayed, tmp_path) -> None:
+    from platform_assets.serving.evaluation import day_outcomes, skew
+    from platform_assets.serving.request_log import read_day
+
+    log = read_day(world.paths, DAY)
+    # Pretend the server had served yesterday's carrier rates: the report names that feature.
+    stale = log.with_columns(
+        pl.col("features").map_elements(
+            lambda text: json.dumps({**json.loads(text), "carrier_delay_rate_7d": 0.99}),
+            return_dtype=pl.String,
+        )
+    )
+    report = skew(stale, day_outcomes(world.paths, DAY), world.store(), MODEL.feature_service, 1e-9)
+    assert report.skewed_flights == report.compared > 0
+    assert report.by_feature["carrier_delay_rate_7d"]["skewed_share"] == 1.0
+    assert report.by_feature["temp"]["skewed_share"] == 0.0
+    assert set(report.details["feature"]) == {"carrier_delay_rate_7d"}
