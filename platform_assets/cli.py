@@ -188,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "ui", help="dagster dev, with the MLflow UI and the reports served beside it (make ui)"
     )
+    traffic_parser = sub.add_parser(
+        "traffic", help="replay a month's flights as requests to the model server (make serve)"
+    )
+    traffic_parser.add_argument("--month", required=True, help="YYYY-MM")
+    traffic_parser.add_argument("--url", default="http://127.0.0.1:8080")
+    traffic_parser.add_argument("--days", type=int, nargs="*", help="only these days of the month")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.months, args.drift_share_threshold, args.auc_drop_threshold, args.min_auc_gain)
@@ -195,4 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from platform_assets import ui
 
         return ui.main()
+    elif args.command == "traffic":
+        from platform_assets.serving import traffic
+
+        return traffic.main(args.month, args.url, args.days)
     return 0

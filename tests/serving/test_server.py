@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import polars as pl
-import pytest
 import requests
 from mlflow import MlflowClient
 
@@ -18,9 +17,7 @@ from platform_assets.delay_model.spec import MODEL
 from platform_assets.serving.evaluation import day_outcomes, served_features
 from platform_assets.serving.request_log import read_all
 from platform_assets.serving.traffic import _instance, month_flights
-from tests.serving.conftest import copy_registry, running_server
-
-from tests.serving.conftest import REPLAY_DAYS
+from tests.serving.conftest import REPLAY_DAYS, copy_registry, running_server
 
 
 def test_online_scores_equal_batch_scores_of_the_same_flights(world, replayed) -> None:
