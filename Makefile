@@ -9,7 +9,7 @@ export DAGSTER_HOME := $(PLATFORM_HOME)/dagster
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: install run test ui bench clean manifest
+.PHONY: install run test ui bench clean manifest browser
 
 install: $(INSTALLED)
 
@@ -33,7 +33,11 @@ run: $(MANIFEST)
 # summary; those lines are dropped so the summary stays the last line. pytest's exit code is kept.
 NANOBIND_EXIT_NOISE := ^(nanobind: |See https://nanobind| - leaked | - \.\.\. skipped remainder)
 
-test: $(MANIFEST)
+# The browser test of the Dagster UI (tests/ui) drives Debian's chromium with playwright.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: $(MANIFEST) browser
 	set -o pipefail; $(BIN)/python -m pytest -q 2>&1 | grep -v -E '$(NANOBIND_EXIT_NOISE)'
 
 # Dagster UI on :3000, with the MLflow UI (:5000) and PLATFORM_HOME/reports (:3001) served beside it,

@@ -96,3 +96,31 @@ def test_second_model_is_its_own_group_with_gate_and_registered_model(graph) -> 
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("cancellation_evaluation", "cancellation_gate") in checks
     assert MODEL.name != "flight_delay_model" and MODEL.feature_service == "cancellation_model_v1"
+
+
+def test_the_code_location_loads_without_a_warning(tmp_path) -> None:
+    """What `make ui` loads, loaded the way its code server loads it: no warning on the way."""
+    import subprocess
+    import sys
+
+    from platform_assets.core.settings import REPO_ROOT
+
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {"PATH": "/usr/bin:/bin", "PLATFORM_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    probe = (
+        "import warnings; warnings.simplefilter('always'); "
+        "from dagster._core.workspace.context import WorkspaceProcessContext; "
+        "from dagster._core.workspace.load_target import WorkspaceFileTarget; "
+        "from dagster import DagsterInstance; "
+        f"ctx = WorkspaceProcessContext(DagsterInstance.get(), WorkspaceFileTarget(paths=[{str(REPO_ROOT / 'workspace.yaml')!r}])); "
+        "[entry] = ctx.create_request_context().get_code_location_entries().values(); "
+        "assert entry.load_error is None, entry.load_error; "
+        "print('ASSETS', len(entry.code_location.get_repository('__repository__').get_asset_node_snaps())); ctx.__exit__(None, None, None)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [count] = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("ASSETS ")]
+    assert int(count) > 30
+    warnings = [line for line in (out.stdout + out.stderr).splitlines() if "warn" in line.lower()]
+    assert warnings == []

@@ -7,16 +7,10 @@ import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-import warnings
 from typing import Any
 
 import dagster as dg
-
-# dagster-dbt depends on `sqlglot[rs]`; with sqlglot pinned below 30 (constraints.txt: 30 breaks
-# Feast's DuckDB store) sqlglot warns at import that its Rust tokenizer extra is deprecated. The
-# pure-Python tokenizer it falls back to is what runs either way.
-warnings.filterwarnings("ignore", message=r"sqlglot\[rs\] is deprecated", category=UserWarning)
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject  # noqa: E402
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
 from platform_assets.core.settings import DBT_PROJECT_DIR, settings
 

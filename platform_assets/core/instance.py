@@ -10,7 +10,7 @@ from platform_assets.core.paths import PlatformPaths
 # Every pool this platform uses guards a single-writer store (the DuckDB warehouse, the Feast
 # registry and SQLite online store), so every pool holds one slot.
 LOCAL_DAGSTER_YAML = """\
-# Written by platform_assets (lib/instance.py); local instance on SQLite under PLATFORM_HOME.
+# Written by platform_assets (core/instance.py); local instance on SQLite under PLATFORM_HOME.
 concurrency:
   pools:
     default_limit: 1
@@ -19,6 +19,9 @@ concurrency:
 run_monitoring:
   enabled: true
 telemetry:
+  enabled: false
+# No newsletter sign-up dialog over the UI on first visit.
+nux:
   enabled: false
 """
 

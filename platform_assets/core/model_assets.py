@@ -311,20 +311,23 @@ def gate_result(
     gain = candidate["auc"] - champion["auc"] if champion else math.nan
     beats_champion = champion is None or gain >= min_auc_gain
     held_out = ", ".join(report.months)
-    auc = f"AUC {candidate['auc']:.3f} on {held_out}"
-    if not beats_base:
-        reason = (
-            f"{auc} with log loss {candidate['log_loss']:.3f} does not beat the base-rate predictor "
-            f"(needs AUC above {min_auc:.2f} and log loss below {base['log_loss']:.3f})"
+    facts = []
+    if champion is not None:
+        side = "below" if gain < 0 else "above"
+        facts.append(
+            f"is {side} champion v{report.champion_version}'s {champion['auc']:.3f} by {abs(gain):.3f} "
+            f"(a gain of at least {min_auc_gain:+.3f} is needed)"
         )
-    elif champion is None:
-        reason = f"{auc} beats the base-rate predictor (log loss {candidate['log_loss']:.3f} vs {base['log_loss']:.3f}); no champion yet"
-    elif gain < 0:
-        reason = f"{auc} is below champion v{report.champion_version}'s {champion['auc']:.3f} by {-gain:.3f}"
+    if beats_base:
+        facts.append(f"beats the base-rate predictor (log loss {candidate['log_loss']:.3f} vs {base['log_loss']:.3f})")
     else:
-        reason = f"{auc} is above champion v{report.champion_version}'s {champion['auc']:.3f} by {gain:.3f}"
-    if champion is not None and beats_base:
-        reason += f" (the gate needs a gain of at least {min_auc_gain:+.3f})"
+        facts.append(
+            f"does not beat the base-rate predictor (needs AUC above {min_auc:.2f} and log loss below "
+            f"{base['log_loss']:.3f}; it has {candidate['log_loss']:.3f})"
+        )
+    reason = f"AUC {candidate['auc']:.3f} on {held_out} " + " and ".join(facts)
+    if champion is None:
+        reason += "; no champion yet"
     passed = bool(beats_base and beats_champion)
     return dg.AssetCheckResult(
         check_name=check,
@@ -736,7 +739,8 @@ def build_drift_report_asset(
         scores = sorted(summary.column_scores.items(), key=lambda item: -item[1])
         return dg.MaterializeResult(
             metadata={
-                "drift_share": round(summary.drift_share, 3),
+                # The drift sensor decides on these two: rounded only where no threshold can tell.
+                "drift_share": round(summary.drift_share, 4),
                 "drifted_columns": ", ".join(summary.drifted_columns) or "none",
                 "n_drifted_columns": len(summary.drifted_columns),
                 "column_drift": dg.MetadataValue.md(
@@ -752,7 +756,7 @@ def build_drift_report_asset(
                 "prediction_drifted": summary.prediction_drifted,
                 "auc": round(summary.auc, 4) if summary.auc is not None else None,
                 "champion_holdout_auc": round(holdout_auc, 4),
-                "auc_drop": round(auc_drop, 4) if auc_drop is not None else None,
+                "auc_drop": round(auc_drop, 6) if auc_drop is not None else None,
                 "model_version": version,
                 "model_version_url": mlflow_store.model_version_url(spec.name, version),
                 "reference_window": model.tags.get("training_window", ""),

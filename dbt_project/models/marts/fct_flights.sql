@@ -37,6 +37,12 @@ airlines as (
 
 ),
 
+airports as (
+
+    select * from {{ ref('stg_airports') }}
+
+),
+
 joined as (
 
     select
@@ -51,6 +57,8 @@ joined as (
         flights.tailnum,
         flights.origin,
         flights.dest,
+        dest_airports.airport_name as dest_airport_name,
+        dest_airports.tzone as dest_tzone,
         flights.route,
         flights.sched_dep_time,
         flights.dep_time,
@@ -90,6 +98,8 @@ joined as (
         on flights.tailnum = planes.tailnum
     left join airlines
         on flights.carrier = airlines.carrier
+    left join airports as dest_airports
+        on flights.dest = dest_airports.faa
 
 ),
 

@@ -1,0 +1,193 @@
+"""The Dagster UI after a small replay, as a user clicking through sees it (headless Chromium).
+
+The fixture replays January-June 2013 on an eighth of the flights with `python -m platform_assets
+run`, the command `make run` calls. Its policy retrains on every report (drift share threshold 0)
+and its gate asks a retrain for an AUC gain of 0.5, so the one retrain (after June's report) is
+rejected. The test then serves a copy of that PLATFORM_HOME with `dagster-webserver` and the reports
+server `make ui` starts, and checks what the issue promised: the job's Runs tab lists the runs, the
+rejection is a failed check on a successful run, the drift report link opens the report, and asset
+pages show pictures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from platform_assets.core.settings import REPO_ROOT
+from tests.conftest import write_csv
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MONTHS = ["2013-01", "2013-02", "2013-03", "2013-04", "2013-05", "2013-06"]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.e2e
+# As root in a closed network: no sandbox, and none of Chromium's background connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args[0]} exited with {process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path, real_flights_text: pl.DataFrame) -> dict:
+    """A small replay's PLATFORM_HOME, copied, and the environment it was made with."""
+    root = tmp_path_factory.mktemp("ui")
+    raw = root / "raw"
+    raw.mkdir()
+    for name in ("weather.csv", "planes.csv", "airports.csv", "airlines.csv"):
+        shutil.copy(real_data_dir / name, raw / name)
+    write_csv(real_flights_text.gather_every(8), raw / "flights.csv")
+    reports_port = free_port()
+    env = {
+        **os.environ,
+        "PLATFORM_HOME": str(root / "made"),
+        "RAW_DATA_DIR": str(raw),
+        "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{reports_port}",
+    }
+    env.pop("DAGSTER_HOME", None)
+    made = subprocess.run(
+        [sys.executable, "-m", "platform_assets", "run", "--months", *MONTHS,
+         "--drift-share-threshold", "0", "--min-auc-gain", "0.5"],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1500,
+    )
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    assert "gate kept the champion" in made.stdout, made.stdout
+    home = root / "home"
+    shutil.copytree(root / "made", home)  # the UI reads a copy: what a user browsing a replay sees
+    return {"home": home, "reports_port": reports_port, "stdout": made.stdout}
+
+
+@pytest.fixture(scope="module")
+def servers(replay: dict) -> Iterator[str]:
+    home: Path = replay["home"]
+    port = free_port()
+    env = {
+        **os.environ,
+        "PLATFORM_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{replay['reports_port']}",
+    }
+    from platform_assets.core.paths import PlatformPaths
+    from platform_assets.ui import reports_server
+
+    started = [
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            reports_server(PlatformPaths(home), f"http://127.0.0.1:{replay['reports_port']}"),
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        wait_http(f"http://127.0.0.1:{replay['reports_port']}/", 30, started[1])
+        wait_http(f"http://127.0.0.1:{port}/server_info", 120, started[0])
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(servers: str) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM is not None, "Debian's chromium is missing: `make browser` installs it (make test does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(30_000)
+        yield tab
+        browser.close()
+
+
+def instance_of(replay: dict) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(replay["home"] / "dagster"))
+
+
+def test_the_jobs_runs_tab_lists_the_replays_runs(replay: dict, servers: str, page) -> None:
+    with instance_of(replay) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="monthly_scoring"))
+    assert len(runs) == 2  # May and June
+    page.goto(f"{servers}/locations/platform_assets/jobs/monthly_scoring/runs")
+    for run in runs:
+        page.get_by_text(run.run_id[:8], exact=True).first.wait_for()
+    assert "No runs found" not in page.content()
+
+
+def test_a_rejected_candidate_is_a_failed_check_on_a_successful_run(replay: dict, servers: str, page) -> None:
+    with instance_of(replay) as instance:
+        [retrain] = instance.get_runs(
+            filters=dg.RunsFilter(job_name="train_and_promote", tags={"dagster/sensor_name": "drift_retrain_sensor"})
+        )
+        assert retrain.status == dg.DagsterRunStatus.SUCCESS
+    page.goto(f"{servers}/runs/{retrain.run_id}")
+    header = page.get_by_text("Launched by", exact=False).first
+    header.wait_for()
+    page.get_by_text("drift_retrain_sensor").first.wait_for()  # launched by the sensor
+    page.get_by_text("Success", exact=True).first.wait_for()
+    page.get_by_text("promotion_gate on model_evaluation").first.wait_for()
+    page.goto(f"{servers}/assets/model_evaluation?view=checks")
+    page.get_by_text("promotion_gate").first.wait_for()
+    # The gate asked this replay's retrain for an AUC gain of 0.5: the reason says so.
+    page.get_by_text("Keep the champion: AUC", exact=False).first.wait_for()
+    page.get_by_text("a gain of at least +0.500 is needed", exact=False).first.wait_for()
+    page.get_by_text("Failed", exact=True).first.wait_for()
+    with instance_of(replay) as instance:
+        promotions = instance.fetch_materializations(dg.AssetKey("champion"), limit=10).records
+    assert [r.run_id for r in promotions if r.run_id == retrain.run_id] == []  # promotion skipped
+
+
+def test_the_drift_report_link_opens_the_evidently_report(replay: dict, servers: str, page) -> None:
+    page.goto(f"{servers}/assets/drift_report")
+    # The latest materialization's link: June, the last month of this replay.
+    link = page.locator(f"a[href^='http://127.0.0.1:{replay['reports_port']}/drift_report/']").first
+    link.wait_for()
+    href = link.get_attribute("href")
+    assert href.endswith("/drift_report/month=2013-06/drift_report.html"), href
+    page.goto(href)
+    # Evidently's report renders in the page: its drift summary with the share the metadata gives.
+    page.get_by_text("Share of Drifted Columns").first.wait_for()
+    page.get_by_text("Data Drift Summary").first.wait_for()
+
+
+def test_asset_pages_show_pictures(servers: str, page) -> None:
+    page.goto(f"{servers}/assets/replay_summary")
+    # Long markdown entries open in a dialog: one click on the entry shows the chart.
+    page.locator("tr", has_text="drift_share_per_month").get_by_text("[Show Markdown]").click()
+    image = page.locator("img[src^='data:image/png;base64,']").first
+    image.wait_for()
+    assert image.evaluate("img => img.naturalWidth") > 100
