@@ -113,3 +113,20 @@ def test_stale_online_store_shows_as_skew(world, replayed, tmp_path) -> None:
     assert report.by_feature["carrier_delay_rate_7d"]["skewed_share"] == 1.0
     assert report.by_feature["temp"]["skewed_share"] == 0.0
     assert set(report.details["feature"]) == {"carrier_delay_rate_7d"}
+
+
+def test_promotion_sensor_evaluates_each_logged_day_once_its_outcomes_are_known(world) -> None:
+    from platform_assets.defs.serving.sensors import online_promotion_sensor
+
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"platform": PlatformPathsResource(home=str(world.home))}
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    assert "no request_log partition" in online_promotion_sensor(context).skip_message
+
+    # 2013-06-01 has no flights in the world: logged traffic waits for its outcomes.
+    for day in (DAY, "2013-06-01"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("request_log", partition=day))
+    result = online_promotion_sensor(context)
+    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [(DAY, f"online-evaluation-{DAY}")]
+    again = online_promotion_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
+    assert "wait for validated outcomes: 2013-06-01" in again.skip_message
