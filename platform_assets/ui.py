@@ -8,6 +8,7 @@ resources (PLATFORM_MLFLOW_UI_URL, PLATFORM_REPORTS_URL), and stops them when `d
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -61,10 +62,17 @@ def helpers(current: Settings) -> list[list[str]]:
 def main(extra: Sequence[str] = ()) -> int:
     current = settings()
     ensure_dagster_home(PlatformPaths.from_settings(current))
-    started = [subprocess.Popen(command, cwd=REPO_ROOT) for command in helpers(current)]
-    print(f"reports: {current.reports_url}   MLflow UI: {current.mlflow_ui_url}", flush=True)
+    # A terminated `make ui` (SIGTERM) stops the servers it started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    started: list[subprocess.Popen] = []
     try:
-        return subprocess.call([str(BIN / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), *extra], cwd=REPO_ROOT)
+        started += [subprocess.Popen(command, cwd=REPO_ROOT) for command in helpers(current)]
+        print(f"reports: {current.reports_url}   MLflow UI: {current.mlflow_ui_url}", flush=True)
+        dagster = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), *extra], cwd=REPO_ROOT
+        )
+        started.append(dagster)
+        return dagster.wait()
     except KeyboardInterrupt:
         return 130
     finally:
@@ -72,6 +80,6 @@ def main(extra: Sequence[str] = ()) -> int:
             process.terminate()
         for process in started:
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
