@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import polars as pl
+import pytest
 import requests
 from mlflow import MlflowClient
 
@@ -157,31 +158,37 @@ def _bad_bodies(valid: dict) -> list[tuple[object, str]]:
     ]
 
 
-def test_malformed_bodies_get_4xx_naming_the_field_and_the_server_stays_up(world, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def champion_server(world, replayed, tmp_path_factory):
+    """A champion-only server, started once for the tests below (after the replay filled the store)."""
+    with running_server(world, tmp_path_factory.mktemp("champion")) as server:
+        yield server
+
+
+def test_malformed_bodies_get_4xx_naming_the_field_and_the_server_stays_up(world, champion_server) -> None:
     [valid] = _instances(world, 1)
-    with running_server(world, tmp_path / "bad") as server:
-        cases = _bad_bodies(valid)
-        assert len(cases) >= 10
-        for body, field in cases:
-            if isinstance(body, bytes):
-                response = requests.post(server.predict_url, data=body, timeout=10,
-                                         headers={"content-type": "application/json"})
-            else:
-                response = requests.post(server.predict_url, json=body, timeout=10)
-            assert 400 <= response.status_code < 500, (field, response.status_code, response.text)
-            assert field in response.json()["error"], (field, response.text)
-            if field.startswith("instances[0]."):
-                assert "rule '" in response.json()["error"]
-        ok = server.predict([valid])
-        assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
-        assert server.process.poll() is None
+    server = champion_server
+    cases = _bad_bodies(valid)
+    assert len(cases) >= 10
+    for body, field in cases:
+        if isinstance(body, bytes):
+            response = requests.post(server.predict_url, data=body, timeout=10,
+                                     headers={"content-type": "application/json"})
+        else:
+            response = requests.post(server.predict_url, json=body, timeout=10)
+        assert 400 <= response.status_code < 500, (field, response.status_code, response.text)
+        assert field in response.json()["error"], (field, response.text)
+        if field.startswith("instances[0]."):
+            assert "rule '" in response.json()["error"]
+    ok = server.predict([valid])
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
+    assert server.process.poll() is None
 
 
-def test_unknown_tailnum_is_flagged_not_failed(world, replayed, tmp_path) -> None:
+def test_unknown_tailnum_is_flagged_not_failed(world, champion_server) -> None:
     valid = next(i for i in _instances(world, 20) if i["tailnum"] is not None)
-    with running_server(world, tmp_path / "tail") as server:
-        known = server.predict([valid]).json()
-        unknown = server.predict([{**valid, "tailnum": "N0NE"}, {**valid, "tailnum": None}])
+    known = champion_server.predict([valid]).json()
+    unknown = champion_server.predict([{**valid, "tailnum": "N0NE"}, {**valid, "tailnum": None}])
     assert unknown.status_code == 200
     plane = {"plane_age_years", "plane_seats", "plane_engines"}
     for detail in unknown.json()["details"]:
