@@ -27,7 +27,6 @@ REQUIRED = (
     "dest",
     "distance",
 )
-OPTIONAL = ("tailnum", "hour", "minute", "time_hour")
 # Known only once the flight has left: a request carrying them is not a prediction before departure.
 AFTER_DEPARTURE = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
 INTEGER_FIELDS = ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flight", "hour", "minute")

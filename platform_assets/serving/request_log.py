@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -139,12 +138,3 @@ def read_all(paths: PlatformPaths) -> pl.DataFrame:
     frames = [read_day(paths, d) for d in days(paths)]
     return pl.concat(frames) if frames else pl.DataFrame(schema=_polars_schema())
 
-
-def wait_for_rows(paths: PlatformPaths, day: str, rows: int, timeout: float = 10.0) -> pl.DataFrame:
-    """The day's log once it holds at least `rows` rows (the server flushes on a timer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = read_day(paths, day)
-        if frame.height >= rows or time.monotonic() > deadline:
-            return frame
-        time.sleep(0.1)

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -87,7 +87,6 @@ class AliasWatcher:
         self.client_factory, self.name, self.poll_seconds = client_factory, name, poll_seconds
         self.loader = loader
         self.slots: ModelSlots | None = None
-        self.swaps = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,7 +117,6 @@ class AliasWatcher:
             return loaded.get(version) or self.loader(self.name, version)
 
         self.slots = ModelSlots(get(champion), get(challenger) if challenger else None)
-        self.swaps += current is not None
         log.info("serving %s v%s, challenger %s", self.name, champion, challenger or "none")
         return True
 
@@ -139,11 +137,3 @@ class AliasWatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-
-def describe(slots: ModelSlots, rollout: Rollout) -> dict[str, Any]:
-    return {
-        "mode": rollout.mode,
-        "canary_percent": rollout.canary_percent if rollout.mode == "canary" else None,
-        "champion_version": slots.champion.version,
-        "challenger_version": slots.challenger.version if slots.challenger else None,
-    }

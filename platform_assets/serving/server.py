@@ -88,7 +88,7 @@ class FlightDelayModel(kserve.Model):
         except RequestError as exc:
             raise InvalidInput(str(exc)) from None
         rows = self.features.lookup(flights)
-        canary = [self.rollout.to_canary(f) for f in flights] if slots.challenger else [False] * len(flights)
+        canary = [bool(slots.challenger) and self.rollout.to_canary(f) for f in flights]
         scores = slots.champion.predict(rows)
         answered = scores.copy()
         versions = [slots.champion.version] * len(flights)
@@ -102,6 +102,11 @@ class FlightDelayModel(kserve.Model):
                     versions[i], variants[i] = slots.challenger.version, "canary"
         request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1e3
+        shadow = (
+            (slots.challenger.version, challenger_scores)  # type: ignore[union-attr]
+            if self.rollout.mode == "shadow" and challenger_scores is not None
+            else None
+        )
         log_rows = []
         for i, flight in enumerate(flights):
             base = {
@@ -115,16 +120,9 @@ class FlightDelayModel(kserve.Model):
                 "missing_features": rows.missing[i],
                 "latency_ms": latency_ms,
             }
-            log_rows.append(
-                base | {"variant": variants[i], "answered": True,
-                        "model_version": versions[i], "score": float(answered[i])}
-            )
-            if self.rollout.mode == "shadow" and challenger_scores is not None:
-                log_rows.append(
-                    base | {"variant": "shadow", "answered": False,
-                            "model_version": slots.challenger.version,  # type: ignore[union-attr]
-                            "score": float(challenger_scores[i])}
-                )
+            log_rows.append(base | _scored(variants[i], True, versions[i], answered[i]))
+            if shadow is not None:
+                log_rows.append(base | _scored("shadow", False, shadow[0], shadow[1][i]))
         self.request_log.append(log_rows)
         return {
             "predictions": [float(s) for s in answered],
@@ -138,6 +136,10 @@ class FlightDelayModel(kserve.Model):
     def stop(self) -> None:
         self.watcher.stop()
         self.request_log.stop()
+
+
+def _scored(variant: str, answered: bool, version: str, score: float) -> dict[str, Any]:
+    return {"variant": variant, "answered": answered, "model_version": version, "score": float(score)}
 
 
 class LocalModelServer(kserve.ModelServer):
