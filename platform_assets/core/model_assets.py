@@ -273,6 +273,28 @@ NOT_SCORED = (
 )
 
 
+def missing_features(frame: "pl.DataFrame", spec: ModelSpec) -> dict[str, int]:
+    """Null count per model feature that has any nulls (the model's missing-value path scores them)."""
+    numeric, categorical = spec.columns.features(frame.drop(spec.prediction, strict=False))
+    counts = frame.select([*numeric, *categorical]).null_count().row(0, named=True)
+    return {column: int(n) for column, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n}
+
+
+def missing_table(missing: dict[str, int], rows: int) -> dg.TableMetadataValue:
+    columns = [
+        dg.TableColumn("feature", "string"),
+        dg.TableColumn("rows_missing", "int"),
+        dg.TableColumn("share", "float"),
+    ]
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"feature": c, "rows_missing": n, "share": round(n / max(rows, 1), 4)})
+            for c, n in missing.items()
+        ],
+        schema=dg.TableSchema(columns=columns),
+    )
+
+
 def reliability_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
     """The calibration bins as a table in the asset page."""
     columns = [
@@ -662,9 +684,21 @@ def build_predictions_asset(
         )
         target = paths.predictions_file(month, name)
         write_parquet_atomic(predictions, target)
+        missing = missing_features(predictions, spec)
+        if missing:
+            context.log.warning(
+                f"{month}: features missing at score time (scored through the model's missing-value "
+                f"path): {', '.join(f'{c} {n}' for c, n in missing.items())}"
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": predictions.height,
+                "rows_with_missing_features": int(
+                    predictions.select(pl.any_horizontal(pl.col(list(missing)).is_null()).sum()).item()
+                )
+                if missing
+                else 0,
+                "missing_features": missing_table(missing, predictions.height),
                 "model_version": str(version.version),
                 "model_uri": f"models:/{spec.name}/{version.version}",
                 "training_window": version.tags.get("training_window", ""),
@@ -737,6 +771,7 @@ def build_drift_report_asset(
             f"AUC {summary.auc:.4f} vs champion's held-out {holdout_auc:.4f}"
         )
         scores = sorted(summary.column_scores.items(), key=lambda item: -item[1])
+        missing = missing_features(scored, spec)
         return dg.MaterializeResult(
             metadata={
                 # The drift sensor decides on these two: rounded only where no threshold can tell.
@@ -760,6 +795,7 @@ def build_drift_report_asset(
                 "model_version": version,
                 "model_version_url": mlflow_store.model_version_url(spec.name, version),
                 "reference_window": model.tags.get("training_window", ""),
+                "missing_features": missing_table(missing, scored.height),
                 "rows_current": summary.rows_current,
                 "rows_reference": summary.rows_reference,
                 "open_report": platform.report_link(folder / "drift_report.html"),

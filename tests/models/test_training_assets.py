@@ -153,7 +153,17 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     assert predictions["delay_probability"].std() > 0.01
     assert set(predictions["model_version"]) == {"1"}
     assert set(predictions["feature_service"]) == {MODEL.feature_service}
-    assert metadata(result, "flight_predictions")["dagster/row_count"] == events.height
+    meta = metadata(result, "flight_predictions")
+    assert meta["dagster/row_count"] == events.height
+    # Missing features are counted, feature by feature, never silently scored.
+    numeric, categorical = MODEL.columns.features(predictions.drop("delay_probability"))
+    nulls = predictions.select([*numeric, *categorical]).null_count().row(0, named=True)
+    counted = {r.data["feature"]: r.data["rows_missing"] for r in meta["missing_features"].records}
+    assert counted == {c: n for c, n in nulls.items() if n}
+    assert counted, "the synthetic world has flights without weather or plane rows"
+    assert meta["rows_with_missing_features"] == predictions.select(
+        pl.any_horizontal(pl.col(list(counted)).is_null()).sum()
+    ).item()
 
     # prediction -> model version -> training window + data hash -> raw files
     tags = (
