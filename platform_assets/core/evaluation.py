@@ -11,7 +11,7 @@ import polars as pl
 
 from platform_assets.core.feast import historical_features
 from platform_assets.core.features import flight_events
-from platform_assets.core.metrics import binary_metrics, reliability_table
+from platform_assets.core.metrics import binary_metrics, rank_auc, reliability_table
 from platform_assets.core.modeling import ModelSpec
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.core.registry import CHAMPION, alias_version
@@ -82,6 +82,7 @@ class EvaluationReport:
     champion_version: str | None
     metrics: dict[str, dict[str, float]]
     reliability: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    slices: list[dict[str, Any]] = field(default_factory=list)
 
     def flat_metrics(self) -> dict[str, float]:
         return {
@@ -141,4 +142,54 @@ def evaluate_candidate(
         reliability={
             name: reliability_table(y, p) for name, p in scores.items() if name != "base_rate"
         },
+        slices=slice_metrics(holdout, y, scores),
     )
+
+
+# Slices of the held-out flights the model card reports, and when a slice's AUC is flagged.
+HOUR_BANDS = ((0, 5, "00-04"), (5, 10, "05-09"), (10, 15, "10-14"), (15, 20, "15-19"), (20, 24, "20-23"))
+SLICE_MIN_ROWS = 200
+SLICE_AUC_GAP = 0.05
+
+
+def hour_band(hour: float) -> str:
+    return next((name for low, high, name in HOUR_BANDS if low <= hour < high), "unknown")
+
+
+def slice_metrics(holdout: pd.DataFrame, y: np.ndarray, scores: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Candidate AUC (and HGB's beside it) per origin, carrier, month and departure-hour band.
+
+    A slice with at least SLICE_MIN_ROWS flights whose AUC is SLICE_AUC_GAP or more below the
+    candidate's overall AUC is flagged.
+    """
+    overall = rank_auc(y, scores["candidate"])
+    keys = {
+        "origin": holdout["origin"].astype(str).to_numpy() if "origin" in holdout else None,
+        "carrier": holdout["carrier"].astype(str).to_numpy() if "carrier" in holdout else None,
+        "month": holdout["flight_month"].astype(str).to_numpy() if "flight_month" in holdout else None,
+        "hour band": (
+            np.array([hour_band(h) for h in pd.to_numeric(holdout["sched_dep_hour"], errors="coerce").fillna(-1)])
+            if "sched_dep_hour" in holdout
+            else None
+        ),
+    }
+    rows = []
+    for dimension, values in keys.items():
+        if values is None:
+            continue
+        for value in sorted(set(values)):
+            mask = values == value
+            auc = rank_auc(y[mask], scores["candidate"][mask])
+            hgb = rank_auc(y[mask], scores["hgb_baseline"][mask]) if "hgb_baseline" in scores else float("nan")
+            rows.append(
+                {
+                    "slice": dimension,
+                    "value": value,
+                    "rows": int(mask.sum()),
+                    "positive_rate": round(float(y[mask].mean()), 4),
+                    "auc": round(auc, 4),
+                    "hgb_auc": round(hgb, 4),
+                    "flagged": bool(mask.sum() >= SLICE_MIN_ROWS and np.isfinite(auc) and auc <= overall - SLICE_AUC_GAP),
+                }
+            )
+    return rows

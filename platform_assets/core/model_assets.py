@@ -309,6 +309,37 @@ def reliability_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
     )
 
 
+def write_model_card(
+    spec: ModelSpec, paths: Any, client: Any, candidate: Any, report: "EvaluationReport", decision: dg.AssetCheckResult
+) -> Any:
+    """Render the candidate's model card to PLATFORM_HOME/reports/model_cards/<model>/v<version>.html."""
+    import polars as pl
+
+    from platform_assets.core.model_card import CardFacts, raw_files_of, render
+    from platform_assets.core.paths import write_text_atomic
+
+    run = client.get_run(candidate.run_id)
+    columns = pl.read_parquet_schema(candidate.tags["training_data_path"])
+    numeric, categorical = spec.columns.features(pl.DataFrame(schema=columns))
+    facts = CardFacts(
+        model_name=spec.name,
+        version=str(candidate.version),
+        label=spec.label,
+        feature_service=spec.feature_service,
+        training_window=candidate.tags.get("training_window", ""),
+        training_data_sha256=candidate.tags.get("training_data_sha256", ""),
+        raw_files=raw_files_of(candidate.tags.get("raw_files")),
+        numeric_features=numeric,
+        categorical_features=categorical,
+        params=dict(run.data.params),
+        gate_passed=bool(decision.passed),
+        gate_reason=decision.description or "",
+    )
+    target = paths.model_card(spec.name, str(candidate.version))
+    write_text_atomic(render(facts, report), target)
+    return target
+
+
 def gate_spec(check: str, asset: str) -> dg.AssetCheckSpec:
     # Not `blocking=True`: Dagster fails the step, and so the run, when a blocking check fails. A
     # rejected candidate is the gate working, not a crash: the run succeeds, this check fails with
@@ -545,12 +576,16 @@ def build_training_assets(
             )
             mlflow.log_metrics({k: v for k, v in flat.items() if np.isfinite(v)})
             mlflow.log_dict(report.reliability, "reliability.json")
+            mlflow.log_dict(report.slices, "slices.json")
             mlflow.set_tag("gate_passed", str(decision.passed).lower())
+            card = write_model_card(spec, platform.paths, client, candidate, report, decision)
+            mlflow.log_artifact(str(card))
         version_tags = {
             "gate_passed": str(decision.passed).lower(),
             "gate_reason": decision.description or "",
             "holdout_auc": f"{report.metrics['candidate']['auc']:.5f}",
             "evaluation_run_id": run.info.run_id,
+            "model_card": str(card.relative_to(platform.paths.reports)),
         }
         for key, value in version_tags.items():
             client.set_model_version_tag(spec.name, candidate.version, key, value)
@@ -572,6 +607,8 @@ def build_training_assets(
                 ),
                 "candidate_reliability": reliability_table(report.reliability["candidate"]),
                 "gate": decision.description or "",
+                "model_card": platform.report_link(card),
+                "flagged_slices": ", ".join(f"{r['slice']} {r['value']}" for r in report.slices if r["flagged"]) or "none",
                 "mlflow_run_id": run.info.run_id,
                 "mlflow_run_url": mlflow_store.run_url(experiment_id, run.info.run_id),
             },
@@ -591,7 +628,7 @@ def build_training_assets(
         "check failed: the champion stays.",
     )
     def _champion(
-        context: dg.AssetExecutionContext, mlflow_store: MLflowResource
+        context: dg.AssetExecutionContext, mlflow_store: MLflowResource, platform: PlatformPathsResource
     ) -> Iterator[dg.MaterializeResult]:
         from platform_assets.core.registry import alias_version, promote
 
@@ -621,6 +658,7 @@ def build_training_assets(
                 "holdout_auc": round(float(candidate.tags.get("holdout_auc", "nan")), 4),
                 "training_window": candidate.tags.get("training_window", ""),
                 "model_version_url": mlflow_store.model_version_url(spec.name, promotion.champion),
+                "model_card": platform.report_link(platform.paths.model_card(spec.name, promotion.champion)),
             }
         )
 

@@ -86,6 +86,9 @@ class PlatformPaths:
     def replay_reports(self) -> Path:
         return self.reports / "replay"
 
+    def model_card(self, model_name: str, version: str) -> Path:
+        return self.reports / "model_cards" / model_name / f"v{version}.html"
+
     @property
     def logs(self) -> Path:
         return self.home / "logs"
@@ -124,6 +127,17 @@ def write_parquet_atomic(frame: "pl.DataFrame", path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write next to the target and rename (HTML reports, model cards)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

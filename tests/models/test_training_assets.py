@@ -84,6 +84,25 @@ def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
     assert _alias(client, CHAMPION) == version == "1"
     assert _alias(client, PREVIOUS) is None
 
+    # The model card: in MLflow beside the evaluation, under reports/ for `make ui`, and linked.
+    card = PlatformPaths(home).model_card(MODEL.name, version)
+    assert evaluation["model_card"] == str(card)  # a path: these resources serve no reports URL
+    page = card.read_text()
+    assert f"{MODEL.name} v1" in page and "Gate: passed" in page
+    assert f"{TRAIN_START}..{TRAIN_END}" in page and file_sha256(source) in page
+    assert "<h2>Slices</h2>" in page and "hgb_auc" in page and 'src="data:image/png;base64,' in page
+    slices = json.loads(
+        (client.download_artifacts(evaluation["mlflow_run_id"], "slices.json", str(home)) and
+         (home / "slices.json").read_text())
+    )
+    assert {s["slice"] for s in slices} == {"origin", "carrier", "month", "hour band"}
+    # Each slice dimension partitions the held-out rows.
+    for dimension in ("origin", "carrier", "month", "hour band"):
+        assert sum(s["rows"] for s in slices if s["slice"] == dimension) == evaluation["holdout_rows"]
+    artifacts = {a.path for a in client.list_artifacts(evaluation["mlflow_run_id"])}
+    assert card.name in artifacts
+    assert client.get_model_version(MODEL.name, version).tags["model_card"] == f"model_cards/{MODEL.name}/v1.html"
+
 
 def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(resources) -> None:
     client = _client(resources)
