@@ -28,6 +28,9 @@ HOME_CLAIM = "flight-platform-home"
 HOME_MOUNT = "/var/lib/platform"
 PORT = 8080
 LOGGER_URL = f"http://request-log-broker.{NAMESPACE}.svc.cluster.local"
+# The pods' label the network policy `model-server-behind-auth` (deploy/k8s) selects: only the
+# authenticating proxy may reach them.
+POD_LABELS = {"app.kubernetes.io/name": "model-server"}
 
 
 def inference_service(
@@ -83,6 +86,7 @@ def inference_service(
             predictor=V1beta1PredictorSpec(
                 containers=[container],
                 service_account_name=SERVICE_ACCOUNT,
+                labels=POD_LABELS,
                 volumes=[
                     k8s.V1Volume(
                         name="platform-home",

@@ -64,6 +64,11 @@ class RequestLogWriter:
                 rows, self._rows = self._rows, []
             if not rows:
                 return 0
+            # Encoded here, off the request path: the server hands over the dicts it served.
+            for row in rows:
+                for column in ("instance", "features"):
+                    if not isinstance(row[column], str):
+                        row[column] = encode(row[column])
             frame = pl.DataFrame(rows, schema=_polars_schema(), orient="row")
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             for (day,), part in frame.group_by(["flight_date"], maintain_order=True):

@@ -27,7 +27,7 @@ from platform_assets.core.paths import PlatformPaths
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.serving.features import OnlineFeatures, feature_store
 from platform_assets.serving.instances import RequestError, parse_body
-from platform_assets.serving.request_log import RequestLogWriter, encode, request_log_dir
+from platform_assets.serving.request_log import RequestLogWriter, request_log_dir
 from platform_assets.serving.rollout import MODES, AliasWatcher, ModelSlots, Rollout
 
 if TYPE_CHECKING:
@@ -115,8 +115,8 @@ class FlightDelayModel(kserve.Model):
                 "flight_date": flight.flight_date,
                 "flight_id": flight.flight_id,
                 "event_timestamp": flight.event_timestamp,
-                "instance": encode(flight.instance),
-                "features": encode(rows.row(i, rows.features)),
+                "instance": flight.instance,
+                "features": rows.row(i, rows.features),
                 "missing_features": rows.missing[i],
                 "latency_ms": latency_ms,
             }

@@ -72,3 +72,10 @@ def test_references_exist_in_the_platforms_manifests() -> None:
     assert volume["persistentVolumeClaim"]["claimName"] in claims
     [mount] = container["volumeMounts"]
     assert mount["name"] == volume["name"] and mount["mountPath"] == configmap["data"]["PLATFORM_HOME"]
+
+
+def test_the_server_pods_sit_behind_the_model_server_network_policy() -> None:
+    predictor = yaml.safe_load(MANIFEST.read_text())["spec"]["predictor"]
+    [policy] = [d for d in _docs("network-policy.yaml") if d["metadata"]["name"] == "model-server-behind-auth"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= predictor["labels"].items()
