@@ -243,7 +243,11 @@ def test_webservers_and_model_server_are_reached_only_through_their_proxies() ->
     [source] = webserver["ingress"][0]["from"]
     assert set(source["podSelector"]["matchExpressions"][0]["values"]) == {"dagster-auth", "dagster-viewer-auth"}
     model = policies["model-server-behind-auth"]
-    assert model["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "model-server-auth"}}}]
+    isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+    assert isvc["metadata"]["name"] == v["modelServer"]["inferenceService"] == model_service
+    assert model["podSelector"]["matchLabels"].items() <= isvc["spec"]["predictor"]["labels"].items()
+    [sources] = [rule["from"] for rule in model["ingress"]]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "model-server-auth"}}} in sources
     [proxy] = containers_behind(v["modelServer"]["auth"]["proxy"])
     assert [f"--allowed-group={g}" for g in v["modelServer"]["auth"]["allowedGroups"]] == [
         a for a in proxy["args"] if a.startswith("--allowed-group=")]
