@@ -191,3 +191,13 @@ def test_asset_pages_show_pictures(servers: str, page) -> None:
     image = page.locator("img[src^='data:image/png;base64,']").first
     image.wait_for()
     assert image.evaluate("img => img.naturalWidth") > 100
+
+
+def test_the_model_card_link_opens_the_card(replay: dict, servers: str, page) -> None:
+    page.goto(f"{servers}/assets/model_evaluation")
+    link = page.locator(f"a[href^='http://127.0.0.1:{replay['reports_port']}/model_cards/']").first
+    link.wait_for()
+    page.goto(link.get_attribute("href"))
+    # The rejected retrain's card (the latest evaluation): its gate section says why.
+    page.get_by_text("Gate: failed: the champion stays").first.wait_for()
+    page.get_by_text("Slices").first.wait_for()
