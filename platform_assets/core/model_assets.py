@@ -100,6 +100,11 @@ class TrainingConfig(WindowConfig):
         default=DEFAULT_PARAMS.mixed_precision,
         description="bf16 autocast on CUDA; the CPU path always runs float32.",
     )
+    retrain_unchanged: bool = Field(
+        default=False,
+        description="Train and register a new version even when one was trained on the same "
+        "training set (sha256) with the same recipe; by default that version becomes the candidate.",
+    )
     search: bool = Field(
         default=False,
         description="Try a few hyperparameter variations as MLflow child runs and keep the best on "
@@ -263,6 +268,16 @@ def build_training_set_asset(spec: ModelSpec, *, name: str, group: str) -> dg.As
 
     return _training_set
 
+
+# Tags a registered version gets after training, the last of them written last: a version without
+# all of them was interrupted and is never reused.
+LINEAGE_TAGS = frozenset(
+    {
+        "dagster_run_id", "training_window", "training_data_sha256", "training_data_path",
+        "mlflow_run_id", "raw_files", "feature_service", "label", "training_start_month",
+        "training_end_month",
+    }
+)
 
 # Why the first months of 2013 show as missing on the scoring and drift partitions.
 NOT_SCORED = (
@@ -433,6 +448,8 @@ def build_training_assets(
         import polars as pl
 
         from platform_assets.core.features import file_sha256, raw_lineage
+        from platform_assets.core.registry import trained_version
+        from platform_assets.core.tabular.params import RUNTIME_PARAMS
         from platform_assets.core.tabular.preprocessing import labelled
         from platform_assets.core.tabular.pyfunc import log_model
         from platform_assets.core.tabular.training import fit
@@ -446,9 +463,33 @@ def build_training_assets(
                 f"{window.start}, end_month={window.end} first"
             )
         data_hash = file_sha256(source)
-        frame = labelled(pl.read_parquet(source), spec.label)
         params = config.params()
         experiment_id = mlflow_store.activate(spec.experiment)
+        if not config.search and not config.retrain_unchanged:
+            existing = trained_version(
+                mlflow_store.client(), spec.name, data_hash, params.as_mlflow_params(), RUNTIME_PARAMS,
+                required_tags=LINEAGE_TAGS,
+            )
+            if existing is not None:
+                # Same training set (sha256) and recipe: the registered version is this model.
+                mlflow_store.client().set_registered_model_alias(spec.name, CANDIDATE, str(existing.version))
+                context.log.info(
+                    f"{spec.name} v{existing.version} was trained on this training set ({data_hash[:12]}) "
+                    "with this recipe: no new version; it is the candidate"
+                )
+                return dg.MaterializeResult(
+                    metadata={
+                        "model_name": spec.name,
+                        "model_version": str(existing.version),
+                        "reused_version": True,
+                        "model_uri": f"models:/{spec.name}/{existing.version}",
+                        "mlflow_run_id": existing.run_id,
+                        "model_version_url": mlflow_store.model_version_url(spec.name, str(existing.version)),
+                        "training_window": str(window),
+                        "training_data_sha256": data_hash,
+                    }
+                )
+        frame = labelled(pl.read_parquet(source), spec.label)
         tags = {
             "dagster_run_id": context.run.run_id,
             "training_window": str(window),

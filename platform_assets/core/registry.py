@@ -61,3 +61,31 @@ def rollback(client: MlflowClient, name: str) -> Promotion:
     if demoted is not None:
         client.set_model_version_tag(name, demoted.version, "rolled_back", "true")
     return Promotion(champion=str(previous.version), previous=None)
+
+
+def trained_version(
+    client: MlflowClient,
+    name: str,
+    data_sha256: str,
+    params: dict[str, str],
+    runtime: frozenset[str],
+    required_tags: frozenset[str] = frozenset(),
+) -> ModelVersion | None:
+    """The newest complete version trained on exactly this data (sha256) with this recipe, if any.
+
+    Training is reproducible (same data, same recipe, same model; tested), so training again would
+    only add a copy. `runtime` names parameters that do not change the model (e.g. the device); a
+    version lacking any of `required_tags` (its lineage, written after registration) is incomplete
+    and never reused.
+    """
+    wanted = {k: str(v) for k, v in params.items() if k not in runtime}
+    versions = client.search_model_versions(f"name='{name}'")
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        if version.tags.get("training_data_sha256") != data_sha256 or not version.run_id:
+            continue
+        if version.status != "READY" or not required_tags <= set(version.tags):
+            continue
+        logged = client.get_run(version.run_id).data.params
+        if logged.get("search") != "True" and all(logged.get(k) == v for k, v in wanted.items()):
+            return version
+    return None

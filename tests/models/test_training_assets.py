@@ -133,7 +133,9 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
     assert _alias(client, CHAMPION) == "1"
 
     # Same data and config as v1 (equal AUC), so it passes with a tolerance and takes over.
-    good = _train_and_gate(resources, evaluation={"min_auc_gain": -0.01})
+    good = _train_and_gate(
+        resources, training_config(retrain_unchanged=True), evaluation={"min_auc_gain": -0.01}
+    )
     assert _gate(good).passed
     assert metadata(good, "model_evaluation")["champion_version"] == "1"
     assert _alias(client, CHAMPION) == "3"
@@ -150,7 +152,9 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
 
 def test_retraining_same_window_and_config_reproduces_metrics(resources) -> None:
     first = dg.materialize([delay_model], resources=resources, run_config=run_config())
-    second = dg.materialize([delay_model], resources=resources, run_config=run_config())
+    second = dg.materialize(
+        [delay_model], resources=resources, run_config=run_config(training_config(retrain_unchanged=True))
+    )
     a, b = metadata(first, "delay_model"), metadata(second, "delay_model")
     assert a["model_version"] != b["model_version"]
     assert a["training_data_sha256"] == b["training_data_sha256"]
@@ -215,3 +219,19 @@ def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -
         registered_version(client, MonthWindow(TRAIN_START, TRAIN_END), replace(recipe, ensemble_size=1))
         is None
     )
+
+
+def test_unchanged_training_inputs_register_no_new_version(resources) -> None:
+    client = _client(resources)
+    first = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config()), "delay_model")
+    again = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config()), "delay_model")
+    assert again["reused_version"] is True and again["model_version"] == first["model_version"] == "1"
+    assert len(client.search_model_versions(f"name='{MODEL.name}'")) == 1
+    assert _alias(client, CANDIDATE) == "1"
+    # A changed recipe is a changed input: a new version.
+    changed = metadata(
+        dg.materialize([delay_model], resources=resources, run_config=run_config(training_config(seed=11))),
+        "delay_model",
+    )
+    assert changed["model_version"] == "2" and "reused_version" not in changed
+    assert _alias(client, CANDIDATE) == "2"

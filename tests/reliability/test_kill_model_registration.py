@@ -17,6 +17,8 @@ import dagster as dg
 import mlflow
 import pytest
 
+from platform_assets.core.model_assets import LINEAGE_TAGS
+
 from platform_assets.core.registry import CANDIDATE, CHAMPION
 from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
 from platform_assets.delay_model.spec import MODEL
@@ -62,12 +64,19 @@ def test_sigkill_before_a_registry_write_then_rerun_promotes_a_complete_version(
     mlflow.set_tracking_uri(res["mlflow_store"].resolved_tracking_uri())
     for alias, version in aliased(client).items():  # whatever a reader can find is whole
         assert_complete(client, version), alias
-    killed_versions = {v.version for v in client.search_model_versions(f"name='{MODEL.name}'")}
+    killed = {str(v.version): v for v in client.search_model_versions(f"name='{MODEL.name}'")}
+    # A version whose lineage tags were all written is complete: same training set, same recipe.
+    complete = [v for v, found in killed.items() if LINEAGE_TAGS <= set(found.tags)]
 
     rerun = dg.materialize([delay_model, model_evaluation, champion], resources=res, run_config=TINY)
     assert rerun.success
     now = aliased(client)
-    assert now[CHAMPION] == now[CANDIDATE] and now[CHAMPION] not in killed_versions
+    assert now[CHAMPION] == now[CANDIDATE]
+    if complete:  # killed before the alias moved: the rerun promotes that version, trains nothing new
+        assert now[CHAMPION] in complete
+        assert {str(v.version) for v in client.search_model_versions(f"name='{MODEL.name}'")} == set(killed)
+    else:  # killed before the tags: the tagless version is never used, a new one is trained
+        assert now[CHAMPION] not in killed
     assert_complete(client, now[CHAMPION])
     for version in client.search_model_versions(f"name='{MODEL.name}'"):
         assert version.status == "READY"
