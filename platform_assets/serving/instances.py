@@ -7,6 +7,7 @@ rule's name, so a client can fix its request without reading the server's code.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -92,6 +93,13 @@ def parse_body(
     body: Any, origins: Collection[str], airports: Collection[str]
 ) -> list[Flight]:
     """Flights of a v1 body `{"instances": [...]}`, or RequestError naming every broken rule."""
+    if isinstance(body, (bytes, bytearray, str)):
+        # KServe parses JSON only when the request says `Content-Type: application/json`; a body
+        # sent without it (plain `curl -d`) arrives as bytes.
+        try:
+            body = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError([("body", "JSON object", f"not valid JSON: {exc}")]) from None
     if not isinstance(body, Mapping):
         raise RequestError([("body", "JSON object", f"got {type(body).__name__}")])
     if "instances" not in body:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -182,6 +183,12 @@ def test_malformed_bodies_get_4xx_naming_the_field_and_the_server_stays_up(world
             assert "rule '" in response.json()["error"]
     ok = server.predict([valid])
     assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
+    # Sent without a JSON content type, as plain `curl -d` sends it: parsed all the same.
+    form = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d` says it sends
+    plain = requests.post(server.predict_url, data=json.dumps({"instances": [valid]}), headers=form, timeout=10)
+    assert plain.status_code == 200 and plain.json()["predictions"] == ok.json()["predictions"]
+    garbled = requests.post(server.predict_url, data="{not json", headers=form, timeout=10)
+    assert garbled.status_code == 400 and "body: rule 'JSON object'" in garbled.json()["error"]
     assert server.process.poll() is None
 
 
