@@ -40,6 +40,13 @@ CHROMIUM_ARGS = [
 ]
 
 
+def clean_environ() -> dict[str, str]:
+    """This process's environment without the platform's settings: earlier tests leave some behind
+    (mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI), and the replay must use only its own home."""
+    settings = ("PLATFORM_", "MLFLOW_", "FEATURES_ROOT", "RAW_DATA_DIR", "DAGSTER_HOME", "DBT_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(settings)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,12 +77,11 @@ def replay(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path, real_f
     write_csv(real_flights_text.gather_every(8), raw / "flights.csv")
     reports_port = free_port()
     env = {
-        **os.environ,
+        **clean_environ(),
         "PLATFORM_HOME": str(root / "made"),
         "RAW_DATA_DIR": str(raw),
         "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{reports_port}",
     }
-    env.pop("DAGSTER_HOME", None)
     made = subprocess.run(
         [sys.executable, "-m", "platform_assets", "run", "--months", *MONTHS,
          "--drift-share-threshold", "0", "--min-auc-gain", "0.5"],
@@ -93,7 +99,7 @@ def servers(replay: dict) -> Iterator[str]:
     home: Path = replay["home"]
     port = free_port()
     env = {
-        **os.environ,
+        **clean_environ(),
         "PLATFORM_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
         "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{replay['reports_port']}",
