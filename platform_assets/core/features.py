@@ -75,14 +75,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Raw files behind the feature tables: monthly ones per month, reference tables whole.
+MONTHLY_RAW_TABLES = ("flights", "weather")
+REFERENCE_RAW_TABLES = ("planes", "airports", "airlines")
+
+
 def raw_lineage(paths: PlatformPaths, months: Sequence[str]) -> str:
-    """The raw source files (and their hashes) behind the validated flights of the months, as JSON."""
+    """Every raw source file (and its sha256) behind the validated tables the months' features come
+    from, as JSON: flights and weather of each month, and the reference tables."""
     import polars as pl
 
-    sources: set[tuple[str, str]] = set()
-    for month in months:
-        validated = paths.validated_file("flights", month)
-        if validated.exists():
-            frame = pl.read_parquet(validated, columns=["_source_file", "_source_sha256"]).unique()
-            sources.update((Path(f).name, h) for f, h in frame.iter_rows())
-    return json.dumps([{"file": f, "sha256": h} for f, h in sorted(sources)])
+    validated = [(t, paths.validated_file(t, m)) for t in MONTHLY_RAW_TABLES for m in months]
+    validated += [(t, paths.validated_file(t)) for t in REFERENCE_RAW_TABLES]
+    sources: set[tuple[str, str, str]] = set()
+    for table, file in validated:
+        if file.exists():
+            frame = pl.read_parquet(file, columns=["_source_file", "_source_sha256"]).unique()
+            sources.update((table, Path(f).name, h) for f, h in frame.iter_rows())
+    return json.dumps([{"table": t, "file": f, "sha256": h} for t, f, h in sorted(sources)])

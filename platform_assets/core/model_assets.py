@@ -6,6 +6,7 @@ Heavy libraries (torch, MLflow, Feast, Evidently, scikit-learn) are imported ins
 functions, so loading the code location does not pay for them.
 """
 
+import json
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -524,10 +525,11 @@ def build_training_assets(
             info = log_model(result, frame.head(256), registered_name=spec.name)
         version = str(info.registered_model_version)
         client = mlflow_store.client()
+        lineage = raw_lineage(paths, window.months)
         version_tags = {
             **tags,
             "mlflow_run_id": run.info.run_id,
-            "raw_files": raw_lineage(paths, window.months),
+            "raw_files": lineage,
             "feature_service": spec.feature_service,
             "label": spec.label,
             "training_start_month": window.start,
@@ -565,6 +567,7 @@ def build_training_assets(
                 "validation_start": result.validation_start,
                 "training_window": tags["training_window"],
                 "training_data_sha256": data_hash,
+                "raw_files": dg.MetadataValue.json(json.loads(lineage)),
                 "device": result.device,
                 "samples_per_second": round(result.samples_per_second),
                 "train_seconds": round(time.perf_counter() - started, 1),

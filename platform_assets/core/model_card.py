@@ -87,7 +87,7 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
         _table([{"parameter": k, "value": v} for k, v in sorted(facts.params.items())], ["parameter", "value"]),
         "<h2>Data</h2>",
         f"<p>training set sha256 <code>{html.escape(facts.training_data_sha256)}</code></p>",
-        _table(facts.raw_files, ["file", "sha256"]),
+        _table(facts.raw_files, ["table", "file", "sha256"]),
     ]
     style = (
         "body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"

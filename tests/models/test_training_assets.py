@@ -201,6 +201,7 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     assert tags["feature_service"] == MODEL.feature_service
     raw = json.loads(tags["raw_files"])
     assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
+    assert {r["table"] for r in raw} == {"flights"}  # the synthetic world validated flights only
 
 
 def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -> None:
