@@ -124,3 +124,36 @@ def test_the_code_location_loads_without_a_warning(tmp_path) -> None:
     assert int(count) > 30
     warnings = [line for line in (out.stdout + out.stderr).splitlines() if "warn" in line.lower()]
     assert warnings == []
+
+
+def test_the_definitions_load_in_the_cluster_configuration(tmp_path) -> None:
+    """README "Beyond one machine": the same code, configured for shared engines, by settings only."""
+    import json
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PLATFORM_ENV": "k8s",
+        "PLATFORM_HOME": str(tmp_path / "volume"),
+        "MLFLOW_TRACKING_URI": "http://mlflow.flight-platform.svc.cluster.local:5000",
+        "WAREHOUSE_DUCKDB_PATH": "md:flights",
+        "FEAST_REDIS_CONNECTION_STRING": "redis-master.feast:6379",
+    }
+    probe = (
+        "import json, platform_assets.definitions as d; defs = d.defs; "
+        "r = defs.resources; job = defs.resolve_job_def('train_and_promote'); "
+        "print(json.dumps({'executor': job.executor_def.name, "
+        "'tracking': r['mlflow_store'].resolved_tracking_uri(), 'feast': r['feast'].fs_yaml, "
+        "'dbt_target': __import__('platform_assets.core.dbt', fromlist=['x']).dbt_project().target}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {
+        "executor": "platform_k8s_executor",
+        "tracking": "http://mlflow.flight-platform.svc.cluster.local:5000",
+        "feast": "feature_store.redis.yaml",
+        "dbt_target": "k8s",
+    }
+    assert not (tmp_path / "volume").exists(), "loading the definitions wrote to PLATFORM_HOME"
