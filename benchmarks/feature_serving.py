@@ -20,7 +20,7 @@ DEFAULT_HOME = Path("/tmp/feature_serving_bench")
 FEATURE_TABLES = ("feat_origin_weather", "feat_carrier_daily", "feat_route_daily", "feat_plane", "flight_training_events")
 
 
-def build_feature_tables(months: Sequence[str]) -> None:
+def build_feature_tables(home: Path, months: Sequence[str]) -> None:
     import dagster as dg
     from dagster_dbt import DbtCliResource
 
@@ -28,11 +28,9 @@ def build_feature_tables(months: Sequence[str]) -> None:
     from platform_assets.defs.ingestion.resources import RawSourceResource
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
-    from platform_assets.core import settings
     from platform_assets.core.dbt import dbt_executable, dbt_project
     from platform_assets.core.resources import PlatformPathsResource
 
-    home = settings.current().home
     resources = {
         "platform": PlatformPathsResource(home=str(home)),
         "raw_source": RawSourceResource(),
@@ -84,12 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from platform_assets.core.feast import service_features
     from platform_assets.core.feature_tables import check_table, entities_in_window, view_contract
     from platform_assets.core.paths import PlatformPaths
+    from platform_assets.delay_model.spec import MODEL
 
     paths = PlatformPaths(home)
     if not all((paths.feature_tables / f"{t}.parquet").is_file() for t in FEATURE_TABLES):
         print(f"building the feature tables for {args.months[0]}..{args.months[-1]} (a minute or two)", flush=True)
         started = time.perf_counter()
-        build_feature_tables(args.months)
+        build_feature_tables(home, args.months)
         print(f"  built in {time.perf_counter() - started:.0f}s", flush=True)
 
     feast = FeastResource()
@@ -114,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         total_rows, total_seconds = total_rows + rows, total_seconds + seconds
         print(f"  {month}: {rows:6d} entity rows in {seconds:5.2f}s = {rows / seconds:8.0f} rows/s", flush=True)
-    n_features = len(service_features(store))
+    n_features = len(service_features(store, MODEL.feature_service))
     print(f"  total: {total_rows} rows in {total_seconds:.2f}s = {total_rows / total_seconds:.0f} rows/s")
 
     keys = ["origin", "carrier", "route", "tailnum"]

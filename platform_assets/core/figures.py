@@ -33,10 +33,14 @@ def png_bytes(fig: Figure, dpi: int = 80) -> bytes:
     return buffer.getvalue()
 
 
+def data_uri(fig: Figure) -> str:
+    """The chart as a `data:image/png;base64,...` URI (markdown images, HTML pages)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode("ascii")
+
+
 def markdown_image(fig: Figure, alt: str, caption: str = "") -> str:
     """`![alt](data:image/png;base64,...)`, with an optional caption line under it."""
-    encoded = base64.b64encode(png_bytes(fig)).decode("ascii")
-    return f"![{alt}](data:image/png;base64,{encoded})" + (f"\n\n{caption}" if caption else "")
+    return f"![{alt}]({data_uri(fig)})" + (f"\n\n{caption}" if caption else "")
 
 
 def training_curves(history: Sequence[dict[str, float]]) -> Figure:

@@ -37,6 +37,7 @@ from platform_assets.core.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from dagster._core.remote_representation import CodeLocation, RemoteRepository
+    from dagster._core.workspace.context import BaseWorkspaceRequestContext
 
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 LOCATION_NAME = "platform_assets"
@@ -91,14 +92,14 @@ class Launcher:
     def __init__(self, instance: dg.DagsterInstance, context: WorkspaceProcessContext) -> None:
         self.instance, self.context = instance, context
 
-    def _location(self) -> tuple[CodeLocation, RemoteRepository]:
+    def _location(self) -> tuple[CodeLocation, RemoteRepository, BaseWorkspaceRequestContext]:
         request = self.context.create_request_context()
         names = list(request.get_code_location_entries())
         # This platform's location; a workspace with a single location (tests) uses that one.
         name = LOCATION_NAME if LOCATION_NAME in names or len(names) != 1 else names[0]
         location = request.get_code_location(name)
         [repository] = location.get_repositories().values()
-        return location, repository
+        return location, repository, request
 
     def launch(
         self,
@@ -112,7 +113,7 @@ class Launcher:
         """Create the run from the code location's snapshot of the job, submit it, return it finished."""
         from dagster._cli.job import _create_run
 
-        location, repository = self._location()
+        location, repository, request = self._location()
         job = repository.get_full_job(job_name)
         run_tags = dict(tags or {})
         if partition is not None:
@@ -127,7 +128,7 @@ class Launcher:
             instance=self.instance, code_location=location, remote_repo=repository, remote_job=job,
             run_config=dict(run_config or {}), tags=run_tags, op_selection=None, run_id=None,
         )
-        self.instance.submit_run(run.run_id, self.context.create_request_context())
+        self.instance.submit_run(run.run_id, request)
         return self.instance.get_run_by_id(run.run_id)  # type: ignore[return-value]
 
     def tick_sensor(self, name: str) -> tuple[InstigatorTick, list[dg.DagsterRun]]:
@@ -135,7 +136,7 @@ class Launcher:
         record each tick and submit the runs they request. Returns `name`'s tick and its runs."""
         from dagster._daemon.sensor import execute_sensor_iteration
 
-        _, repository = self._location()
+        _, repository, _ = self._location()
         sensor = repository.get_sensor(name)
         before = self._latest_tick(sensor)
         for _ in execute_sensor_iteration(self.context, logging.getLogger("platform_assets.sensor"), None, None):

@@ -449,7 +449,7 @@ def build_training_assets(
         import polars as pl
 
         from platform_assets.core.features import file_sha256, raw_lineage
-        from platform_assets.core.registry import trained_version
+        from platform_assets.core.registry import version_with_recipe
         from platform_assets.core.tabular.params import RUNTIME_PARAMS
         from platform_assets.core.tabular.preprocessing import labelled
         from platform_assets.core.tabular.pyfunc import log_model
@@ -466,14 +466,15 @@ def build_training_assets(
         data_hash = file_sha256(source)
         params = config.params()
         experiment_id = mlflow_store.activate(spec.experiment)
+        client = mlflow_store.client()
         if not config.search and not config.retrain_unchanged:
-            existing = trained_version(
-                mlflow_store.client(), spec.name, data_hash, params.as_mlflow_params(), RUNTIME_PARAMS,
-                required_tags=LINEAGE_TAGS,
+            existing = version_with_recipe(
+                client, spec.name, {"training_data_sha256": data_hash}, params.as_mlflow_params(),
+                RUNTIME_PARAMS, required_tags=LINEAGE_TAGS,
             )
             if existing is not None:
                 # Same training set (sha256) and recipe: the registered version is this model.
-                mlflow_store.client().set_registered_model_alias(spec.name, CANDIDATE, str(existing.version))
+                client.set_registered_model_alias(spec.name, CANDIDATE, str(existing.version))
                 context.log.info(
                     f"{spec.name} v{existing.version} was trained on this training set ({data_hash[:12]}) "
                     "with this recipe: no new version; it is the candidate"
@@ -524,7 +525,6 @@ def build_training_assets(
             mlflow.set_tags({"device": result.device, "validation_start": result.validation_start})
             info = log_model(result, frame.head(256), registered_name=spec.name)
         version = str(info.registered_model_version)
-        client = mlflow_store.client()
         lineage = raw_lineage(paths, window.months)
         version_tags = {
             **tags,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from platform_assets.core.evaluation import SLICE_AUC_GAP, SLICE_MIN_ROWS
-from platform_assets.core.figures import calibration, markdown_image
+from platform_assets.core.figures import calibration, data_uri
 
 if TYPE_CHECKING:
     from platform_assets.core.evaluation import EvaluationReport
@@ -60,8 +60,7 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
         for name, values in report.metrics.items()
     ]
     flagged = [s for s in report.slices if s["flagged"]]
-    chart = markdown_image(calibration(report.reliability), "calibration")
-    image = chart[chart.index("(") + 1 : chart.index(")")]
+    image = data_uri(calibration(report.reliability))
     decision = "passed: promoted to champion" if facts.gate_passed else "failed: the champion stays"
     sections = [
         f"<h1>{html.escape(facts.model_name)} v{html.escape(facts.version)}</h1>",

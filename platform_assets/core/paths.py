@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,23 +122,21 @@ def _partitioned(base: Path, partition: str | None) -> Path:
     return base / f"month={partition}" if partition else base
 
 
-def write_parquet_atomic(frame: "pl.DataFrame", path: Path) -> None:
-    """Write next to the target and rename, so readers never see a half-written file."""
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` next to the target, then rename, so readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_parquet_atomic(frame: "pl.DataFrame", path: Path) -> None:
+    write_atomic(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    """Write next to the target and rename (HTML reports, model cards)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """HTML reports, model cards."""
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

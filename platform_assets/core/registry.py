@@ -5,8 +5,9 @@ MLflow client calls only: the same helpers serve every registered model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -63,25 +64,25 @@ def rollback(client: MlflowClient, name: str) -> Promotion:
     return Promotion(champion=str(previous.version), previous=None)
 
 
-def trained_version(
+def version_with_recipe(
     client: MlflowClient,
     name: str,
-    data_sha256: str,
-    params: dict[str, str],
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
     runtime: frozenset[str],
     required_tags: frozenset[str] = frozenset(),
 ) -> ModelVersion | None:
-    """The newest complete version trained on exactly this data (sha256) with this recipe, if any.
+    """The newest complete version carrying `tags` whose run logged this recipe (no search), if any.
 
-    Training is reproducible (same data, same recipe, same model; tested), so training again would
-    only add a copy. `runtime` names parameters that do not change the model (e.g. the device); a
-    version lacking any of `required_tags` (its lineage, written after registration) is incomplete
-    and never reused.
+    Training is reproducible (same data, same recipe, same model; tested), so such a version is the
+    model training again would give. `runtime` names parameters that do not change the model (e.g.
+    the device); a version lacking any of `required_tags` (its lineage, written after registration)
+    is incomplete and never returned.
     """
     wanted = {k: str(v) for k, v in params.items() if k not in runtime}
     versions = client.search_model_versions(f"name='{name}'")
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        if version.tags.get("training_data_sha256") != data_sha256 or not version.run_id:
+        if not version.run_id or any(version.tags.get(k) != v for k, v in tags.items()):
             continue
         if version.status != "READY" or not required_tags <= set(version.tags):
             continue

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import ndtri
 
-from platform_assets.core.tabular.preprocessing import _RANK_CLIP, UNKNOWN, Preprocessor
+from platform_assets.core.tabular.preprocessing import UNKNOWN, Preprocessor, rank_normal
 
 
 def _category(value: Any) -> str | None:
@@ -47,13 +46,7 @@ class RecordTransform:
             [[np.nan if v is None else float(v) for v in columns[c]] for c in self.pre.numeric],
             dtype=np.float64,
         ).reshape(len(self.pre.numeric), rows).T
-        missing = np.isnan(matrix)
-        ranked = np.zeros_like(matrix)
-        for j, (knots, levels) in enumerate(zip(self.knots, self.levels)):
-            if len(knots) > 1:
-                rank = np.interp(matrix[:, j], knots, levels)
-                ranked[:, j] = ndtri(np.clip(rank, _RANK_CLIP, 1 - _RANK_CLIP))
-        ranked[missing] = 0.0
+        ranked, missing = rank_normal(matrix, self.knots, self.levels)
         flags = missing[:, self.flag_index].astype(np.float64)
         numeric = np.hstack([ranked, flags]).astype(np.float32)
         codes = [

@@ -71,6 +71,21 @@ def category_strings(values: pd.Series) -> pd.Series:
 _RANK_CLIP = 1e-3
 
 
+def rank_normal(
+    matrix: np.ndarray, knots: Sequence[Any], levels: Sequence[Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each column through its training rank (knots -> levels) and the normal quantile; missing
+    values at 0.0, the training median. Returns (ranked, missing)."""
+    missing = np.isnan(matrix)
+    ranked = np.zeros_like(matrix)
+    for j, (column_knots, column_levels) in enumerate(zip(knots, levels)):
+        if len(column_knots) > 1:
+            rank = np.interp(matrix[:, j], column_knots, column_levels)
+            ranked[:, j] = ndtri(np.clip(rank, _RANK_CLIP, 1 - _RANK_CLIP))
+    ranked[missing] = 0.0
+    return ranked, missing
+
+
 def _quantiles(column: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Quantiles of the column's present values; empty when every value is missing."""
     values = column[~np.isnan(column)]
@@ -151,13 +166,7 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Rank-normal numerics with missing flags (float32); category then bin indices (int64)."""
         matrix = _numeric_matrix(frame, self.numeric)
-        missing = np.isnan(matrix)
-        ranked = np.zeros_like(matrix)
-        for j, (knots, levels) in enumerate(zip(self.knots, self.levels)):
-            if len(knots) > 1:
-                rank = np.interp(matrix[:, j], knots, levels)
-                ranked[:, j] = ndtri(np.clip(rank, _RANK_CLIP, 1 - _RANK_CLIP))
-        ranked[missing] = 0.0  # the training median
+        ranked, missing = rank_normal(matrix, self.knots, self.levels)
         index = {c: self.numeric.index(c) for c in self.indicators}
         flags = missing[:, [index[c] for c in self.indicators]].astype(np.float64)
         numeric = np.hstack([ranked, flags]).astype(np.float32)

@@ -11,6 +11,7 @@ from platform_assets.core.figures import bars, figure, markdown_image, png_bytes
 from platform_assets.core.metrics import rank_auc
 from platform_assets.core.partitions import MonthWindow, all_months
 from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.core.registry import version_with_recipe
 from platform_assets.core.resources import MLflowResource, PlatformPathsResource
 from platform_assets.core.tabular.params import RUNTIME_PARAMS, TrainParams
 from platform_assets.defs.monitoring.resources import RetrainPolicy
@@ -70,7 +71,7 @@ def retrain_outcome(instance: dg.DagsterInstance, month: str) -> tuple[bool, boo
     if not runs:
         return False, False
     run_ids = {run.run_id for run in runs}
-    # champion materializes only when the blocking gate passed.
+    # champion materializes only when the promotion gate passed.
     champions = instance.fetch_materializations(dg.AssetKey("champion"), limit=100).records
     return True, any(record.event_log_entry.run_id in run_ids for record in champions)
 
@@ -80,18 +81,13 @@ def registered_version(
 ) -> str | None:
     """The newest registered version trained on exactly this window with this recipe (no search), if any.
 
-    Retraining is reproducible (same window, same config, same model; tested), so a retrain the drift
-    policy already ran is the model the retrain-every-month policy would have trained.
+    A retrain the drift policy already ran is the model the retrain-every-month policy would have
+    trained (retraining is reproducible).
     """
-    wanted = {k: str(v) for k, v in params.as_mlflow_params().items() if k not in RUNTIME_PARAMS}
-    versions = client.search_model_versions(f"name='{MODEL.name}'")
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        if version.tags.get("training_window") != str(window) or not version.run_id:
-            continue
-        logged = client.get_run(version.run_id).data.params
-        if logged.get("search") != "True" and all(logged.get(k) == v for k, v in wanted.items()):
-            return str(version.version)
-    return None
+    version = version_with_recipe(
+        client, MODEL.name, {"training_window": str(window)}, params.as_mlflow_params(), RUNTIME_PARAMS
+    )
+    return None if version is None else str(version.version)
 
 
 def plot(table: "pl.DataFrame") -> "Figure":
