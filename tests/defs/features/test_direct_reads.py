@@ -1,0 +1,153 @@
+"""The platform's direct reads against Feast's own, on the real feature repository and two real
+months: the batched online read (one store read per feature view for a whole request) against
+get_online_features asked one flight at a time, and the DuckDB ASOF point-in-time join against
+Feast's get_historical_features."""
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import polars as pl
+import pytest
+from feast import FeatureStore
+
+from platform_assets.core.feast import OnlineReader, _asof_join, historical_features
+from platform_assets.core.features import FLIGHT_COLUMNS
+from platform_assets.core.paths import PlatformPaths
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.serving.features import NO_TAILNUM, OnlineFeatures
+from platform_assets.serving.instances import Flight
+
+from .helpers import materialize
+
+REQUEST = 100
+
+
+@pytest.fixture
+def online_store(feast_resources: dict) -> FeatureStore:
+    materialize("feast_registry", feast_resources)
+    for month in ("2013-01", "2013-02"):
+        materialize("online_features", feast_resources, month)
+    return feast_resources["feast"].store()
+
+
+@pytest.fixture
+def flights(feast_home: Path) -> list[Flight]:
+    """February flights, repeated ones and flights whose plane, route or carrier the store lacks."""
+    events = pl.read_parquet(PlatformPaths(feast_home).feature_table("flight_training_events"))
+    sample = events.filter(pl.col("flight_month") == "2013-02").sample(REQUEST - 8, seed=13).to_dicts()
+    odd = [
+        {**sample[0], "tailnum": None},
+        {**sample[1], "tailnum": "N0NE"},
+        {**sample[2], "dest": "XXX", "route": f"{sample[2]['origin']}-XXX"},
+        {**sample[3], "carrier": "ZZ"},
+        {**sample[4], "tailnum": None, "carrier": "ZZ"},
+        sample[5],
+        sample[5],
+        sample[6],
+    ]
+    return [_flight(row) for row in [*sample, *odd]]
+
+
+def _flight(row: dict[str, Any]) -> Flight:
+    return Flight(
+        flight_id=row["flight_id"],
+        flight_date=row["event_timestamp"].date().isoformat(),
+        event_timestamp=row["event_timestamp"],
+        origin=row["origin"],
+        dest=row["dest"],
+        carrier=row["carrier"],
+        tailnum=row["tailnum"],
+        distance=row["distance"],
+        sched_dep_hour=row["sched_dep_hour"],
+        sched_dep_dow=row["sched_dep_dow"],
+        instance={},
+    )
+
+
+def one_at_a_time(store: FeatureStore, flights: list[Flight]) -> dict[str, list[Any]]:
+    service = store.get_feature_service(MODEL.feature_service)
+    columns: dict[str, list[Any]] = {}
+    for flight in flights:
+        row = {
+            "origin": flight.origin,
+            "carrier": flight.carrier,
+            "route": flight.route,
+            "tailnum": flight.tailnum or NO_TAILNUM,
+        }
+        served = store.get_online_features(features=service, entity_rows=[row]).to_dict()
+        for name, [value] in served.items():
+            columns.setdefault(name, []).append(value)
+    return columns
+
+
+def test_batched_read_returns_what_row_by_row_reads_return(
+    online_store: FeatureStore, flights: list[Flight]
+) -> None:
+    expected = one_at_a_time(online_store, flights)
+    served = OnlineFeatures(online_store, MODEL.feature_service)
+    keys = served.entity_keys(flights)
+    reader = OnlineReader(online_store, MODEL.feature_service)
+    assert reader._sqlite is not None, "the repository's SQLite store should take the direct read"
+
+    for batched in (reader.read(keys), reader.read(keys, generic=True), served.lookup(flights).columns):
+        for name in served.features:
+            assert batched[name] == expected[name], name
+            assert [type(v) for v in batched[name]] == [type(v) for v in expected[name]], name
+
+    values = [v for name in served.features for v in expected[name]]
+    assert sum(v is None for v in values) > 0 and sum(v is not None for v in values) > len(values) / 2
+    # The flight without a known plane lacks exactly the plane's features, and says so.
+    missing = served.lookup(flights).missing
+    assert missing[REQUEST - 7] == ["plane_age_years", "plane_seats", "plane_engines"]
+    assert missing == [
+        [name for name in served.features if expected[name][i] is None] for i in range(len(flights))
+    ]
+
+
+def test_a_request_reads_each_feature_view_once(online_store: FeatureStore, flights: list[Flight]) -> None:
+    served = OnlineFeatures(online_store, MODEL.feature_service)
+    served.lookup(flights[:1])  # opens the connection
+    conn = served.reader._sqlite.conn
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        served.lookup(flights)
+    finally:
+        conn.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == len(online_store.get_feature_service(MODEL.feature_service).feature_view_projections)
+
+
+def test_an_empty_request_reads_nothing(online_store: FeatureStore) -> None:
+    served = OnlineFeatures(online_store, MODEL.feature_service)
+    rows = served.lookup([])
+    assert len(rows) == 0 and all(rows.columns[name] == [] for name in served.features)
+
+
+
+def test_asof_join_returns_what_feasts_point_in_time_join_returns(
+    feast_home: Path, feast_resources: dict
+) -> None:
+    materialize("feast_registry", feast_resources)
+    store = feast_resources["feast"].store()
+    events = pl.read_parquet(PlatformPaths(feast_home).feature_table("flight_training_events"))
+    # Shuffled, with a null and an unknown key, and departures before and after every table.
+    entity_df = (
+        events.select(*FLIGHT_COLUMNS, "is_delayed")
+        .sample(fraction=1.0, seed=13)
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) % 50 == 0).then(None).otherwise(pl.col("tailnum")).alias("tailnum"),
+            pl.when(pl.int_range(pl.len()) % 70 == 0).then(pl.lit("ZZ")).otherwise(pl.col("carrier")).alias("carrier"),
+        )
+        .to_pandas(use_pyarrow_extension_array=False)
+    )
+    assert _asof_join(store, entity_df.assign(__entity_row=0), MODEL.feature_service) is not None
+
+    asof = historical_features(store, entity_df, MODEL.feature_service)
+    feast = historical_features(store, entity_df, MODEL.feature_service, feast_join=True)
+
+    pd.testing.assert_frame_equal(asof, feast)
+    assert list(asof["flight_id"]) == list(entity_df["flight_id"])
+    features = asof.columns[len(entity_df.columns):]
+    assert asof[features].notna().mean().min() > 0 and asof[features].isna().any().any()
