@@ -55,3 +55,22 @@ def reliability_table(
         for b in range(bins)
         if (which == b).any()
     ]
+
+
+def auc_interval(
+    y_true: np.ndarray, score: np.ndarray, resamples: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the AUC: `resamples` draws of the rows with replacement.
+
+    Seeded, so the same rows and scores give the same interval every time: the retraining policy
+    decides on its upper end, and the replay's frontier recomputes that decision. About 0.6 s for a
+    month (28,000 flights, 200 resamples).
+    """
+    y, s = np.asarray(y_true) > 0.5, np.asarray(score, dtype=np.float64)
+    if len(y) == 0 or y.all() or not y.any():
+        return float("nan"), float("nan")
+    draws = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    aucs = np.array([rank_auc(y[rows], s[rows]) for rows in draws])
+    aucs = aucs[np.isfinite(aucs)]
+    tail = (1 - level) / 2
+    return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -23,13 +23,14 @@ from platform_assets.core.modeling import ModelSpec
 from platform_assets.core.partitions import MonthWindow, monthly_partitions
 from platform_assets.core.registry import CANDIDATE, CHAMPION
 from platform_assets.core.resources import MLflowResource, PlatformPathsResource
+from platform_assets.core.search import SearchBudget, SearchSpace
 from platform_assets.core.tabular.params import DEFAULT_PARAMS, TrainParams
 
 if TYPE_CHECKING:
     import polars as pl
 
     from platform_assets.core.evaluation import EvaluationReport
-    from platform_assets.core.tabular.training import FitResult
+    from platform_assets.core.search import SearchOutcome
 
 FEAST_REGISTRY = "feast_registry"
 
@@ -106,15 +107,58 @@ class TrainingConfig(WindowConfig):
         description="Train and register a new version even when one was trained on the same "
         "training set (sha256) with the same recipe; by default that version becomes the candidate.",
     )
+    hyperparameters: Literal["config", "champion"] = Field(
+        default="config",
+        description="'config': the hyperparameters above. 'champion': the recipe the current champion "
+        "was trained with (its search's winner, say); retrains launched by the drift sensor use it.",
+    )
     search: bool = Field(
         default=False,
-        description="Try a few hyperparameter variations as MLflow child runs and keep the best on "
-        "validation loss.",
+        description="Search the hyperparameters with Optuna before training: each trial an MLflow child "
+        "run, pruned on validation loss, the configured recipe as the first trial; the best recipe then "
+        "trains the full ensemble.",
+    )
+    search_study: str = Field(
+        default="",
+        description="Train the winning recipe of this finished Optuna study (the hyperparameter_search "
+        "job's, whose workers may have run as parallel pods) instead of the hyperparameters above.",
     )
     search_trials: int = Field(
-        default=constants.SEARCH_TRIALS,
-        description="How many variations the search tries (at most 6).",
+        default=constants.SEARCH_TRIALS, ge=1, description="Trials the search runs (its budget)."
     )
+    search_timeout_seconds: float | None = Field(
+        default=None,
+        description="Stop starting trials after this many seconds (unset: the trial count alone bounds "
+        "the search, which keeps it deterministic).",
+    )
+    search_trial_members: int = Field(
+        default=1, ge=1, description="Ensemble members each trial trains (the winner trains ensemble_size)."
+    )
+    search_learning_rate: list[float] = Field(
+        default=list(SearchSpace.learning_rate), description="[low, high] of the learning rate (log scale)."
+    )
+    search_weight_decay: list[float] = Field(
+        default=list(SearchSpace.weight_decay), description="[low, high] of the weight decay (log scale)."
+    )
+    search_dropout: list[float] = Field(default=list(SearchSpace.dropout), description="[low, high] of the dropout.")
+    search_hidden_widths: list[int] = Field(
+        default=list(SearchSpace.hidden_width), description="Hidden-layer widths the search chooses from."
+    )
+
+    def search_space(self) -> SearchSpace:
+        return SearchSpace(
+            learning_rate=(self.search_learning_rate[0], self.search_learning_rate[1]),
+            weight_decay=(self.search_weight_decay[0], self.search_weight_decay[1]),
+            dropout=(self.search_dropout[0], self.search_dropout[1]),
+            hidden_width=tuple(self.search_hidden_widths),
+        )
+
+    def search_budget(self) -> SearchBudget:
+        return SearchBudget(
+            trials=self.search_trials,
+            trial_ensemble_size=self.search_trial_members,
+            timeout_seconds=self.search_timeout_seconds,
+        )
 
     def params(self) -> TrainParams:
         values = {name: getattr(self, name) for name in TrainParams.field_names()}
@@ -148,17 +192,6 @@ class DriftConfig(dg.Config):
     )
 
 
-# Hyperparameter variations tried, in order, when the search is on; the first is the default.
-SEARCH_SPACE: tuple[dict[str, Any], ...] = (
-    {},
-    {"learning_rate": 3e-3},
-    {"hidden_sizes": (128,)},
-    {"hidden_sizes": (32,), "dropout": 0.3},
-    {"learning_rate": 3e-4, "weight_decay": 1e-3},
-    {"hidden_sizes": (128, 64), "dropout": 0.3},
-)
-
-
 def _log_epoch(member: int, epoch: int, metrics: dict[str, float]) -> None:
     import mlflow
 
@@ -166,26 +199,31 @@ def _log_epoch(member: int, epoch: int, metrics: dict[str, float]) -> None:
 
 
 def _search(
-    spec: ModelSpec, frame: "pl.DataFrame", base: TrainParams, trials: int, log: Any
-) -> "tuple[FitResult, int]":
-    """Child run per variation; the one with the lowest best validation loss wins."""
-    import mlflow
+    spec: ModelSpec, frame: "pl.DataFrame", base: TrainParams, config: "TrainingConfig", study_name: str, log: Any
+) -> "SearchOutcome":
+    """An Optuna study run here, trial by trial, inside the training run (trials are child runs)."""
+    from platform_assets.core.search import create_study, optimize, outcome
+    from platform_assets.core.settings import settings
 
-    from platform_assets.core.tabular.training import fit
+    space, budget = config.search_space(), config.search_budget()
+    study = create_study(study_name, base.seed, budget, storage=settings().optuna_storage)
+    optimize(study, frame, spec.columns, base, space, budget, budget.trials, log_epoch=_log_epoch)
+    found = outcome(study, base, space)
+    log.info(
+        f"search {study_name}: {len(found.trials)} trials ({found.completed} complete, {found.pruned} "
+        f"pruned); best trial {found.best_trial}, val log loss {found.best_value:.4f}"
+    )
+    return found
 
-    results: "list[FitResult]" = []
-    for trial, change in enumerate(SEARCH_SPACE[: max(1, min(trials, len(SEARCH_SPACE)))]):
-        params = replace(base, **change)
-        with mlflow.start_run(run_name=f"trial-{trial}", nested=True):
-            mlflow.log_params({**params.as_mlflow_params(), "trial": trial})
-            result = fit(frame, params, spec.columns, on_epoch_end=_log_epoch)
-            mlflow.log_metrics({f"best_{k}": v for k, v in result.val_metrics.items()})
-        log.info(
-            f"trial {trial} {change or 'defaults'}: val log loss {result.val_metrics['log_loss']:.4f}"
-        )
-        results.append(result)
-    best = min(range(len(results)), key=lambda i: results[i].val_metrics["log_loss"])
-    return results[best], best
+
+def champion_recipe(client: Any, name: str) -> TrainParams | None:
+    """The hyperparameters the champion version was trained with, if there is a champion."""
+    from platform_assets.core.registry import alias_version
+
+    champion = alias_version(client, CHAMPION, name)
+    if champion is None:
+        return None
+    return TrainParams.from_mlflow_params(client.get_run(champion.run_id).data.params)
 
 
 def check_same_home(feast: Any, platform: PlatformPathsResource) -> None:
@@ -350,10 +388,20 @@ def write_model_card(
         params=dict(run.data.params),
         gate_passed=bool(decision.passed),
         gate_reason=decision.description or "",
+        search_trials=tuple(search_trials_of(client, candidate.run_id)),
     )
     target = paths.model_card(spec.name, str(candidate.version))
     write_text_atomic(render(facts, report), target)
     return target
+
+
+def search_trials_of(client: Any, run_id: str) -> list[dict[str, Any]]:
+    """The Optuna trials a training run logged (search_trials.json), or none."""
+    import mlflow
+
+    if not any(a.path == "search_trials.json" for a in client.list_artifacts(run_id)):
+        return []
+    return list(mlflow.artifacts.load_dict(f"runs:/{run_id}/search_trials.json")["trials"])
 
 
 def gate_spec(check: str, asset: str) -> dg.AssetCheckSpec:
@@ -449,6 +497,7 @@ def build_training_assets(
         import polars as pl
 
         from platform_assets.core.features import file_sha256, raw_lineage
+        from platform_assets.core.lineage import write_model_lineage
         from platform_assets.core.registry import version_with_recipe
         from platform_assets.core.tabular.params import RUNTIME_PARAMS
         from platform_assets.core.tabular.preprocessing import labelled
@@ -467,6 +516,17 @@ def build_training_assets(
         params = config.params()
         experiment_id = mlflow_store.activate(spec.experiment)
         client = mlflow_store.client()
+        if config.search_study:
+            from platform_assets.core.search_job import study_recipe
+
+            params = study_recipe(paths, config.search_study, params)
+            context.log.info(f"hyperparameters of study {config.search_study}: {params.as_mlflow_params()}")
+        elif config.hyperparameters == "champion":
+            recipe = champion_recipe(client, spec.name)
+            if recipe is not None:
+                # The champion's recipe; where this run trains (device) stays this run's.
+                params = replace(recipe, device=params.device, mixed_precision=params.mixed_precision)
+                context.log.info(f"hyperparameters of the champion: {params.as_mlflow_params()}")
         if not config.search and not config.retrain_unchanged:
             existing = version_with_recipe(
                 client, spec.name, {"training_data_sha256": data_hash}, params.as_mlflow_params(),
@@ -502,17 +562,25 @@ def build_training_assets(
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"{model} {window}", tags=tags
         ) as run:
+            search_facts: dict[str, Any] = {}
+            if config.search:
+                found = _search(spec, frame, params, config, f"{spec.name}-{window}-{context.run.run_id[:8]}", context.log)
+                params = found.best_params
+                search_facts = {
+                    "search_trials_run": len(found.trials),
+                    "search_trials_complete": found.completed,
+                    "search_trials_pruned": found.pruned,
+                    "search_best_trial": found.best_trial,
+                    "search_best_trial_val_log_loss": round(found.best_value, 5),
+                    **config.search_space().as_mlflow_params(),
+                }
+                mlflow.log_dict({"trials": found.trials}, "search_trials.json")
+            # The recipe logged is the one that trained this model (the search's winner, if any).
             mlflow.log_params(
                 {**params.as_mlflow_params(), "search": config.search, "training_rows_total": frame.height}
+                | search_facts
             )
-            if config.search:
-                result, best_trial = _search(spec, frame, params, config.search_trials, context.log)
-                mlflow.log_params(
-                    {f"best_{k}": v for k, v in result.params.as_mlflow_params().items()}
-                    | {"best_trial": best_trial}
-                )
-            else:
-                result = fit(frame, params, spec.columns, on_epoch_end=_log_epoch)
+            result = fit(frame, params, spec.columns, on_epoch_end=_log_epoch)
             mlflow.log_metrics(
                 {f"val_{k}": v for k, v in result.val_metrics.items()}
                 | {
@@ -535,6 +603,7 @@ def build_training_assets(
             "training_start_month": window.start,
             "training_end_month": window.end,
         }
+        write_model_lineage(paths, spec.name, version, window.months, str(source))
         for key, value in version_tags.items():
             client.set_model_version_tag(spec.name, version, key, value)
         client.set_registered_model_alias(spec.name, CANDIDATE, version)
@@ -571,6 +640,8 @@ def build_training_assets(
                 "device": result.device,
                 "samples_per_second": round(result.samples_per_second),
                 "train_seconds": round(time.perf_counter() - started, 1),
+                "hyperparameters": dg.MetadataValue.json(params.as_mlflow_params()),
+                **search_facts,
             }
         )
 
@@ -735,6 +806,7 @@ def build_predictions_asset(
 
         from platform_assets.core.feast import historical_features
         from platform_assets.core.features import flight_events
+        from platform_assets.core.lineage import feature_timestamps
         from platform_assets.core.paths import write_parquet_atomic
         from platform_assets.core.registry import alias_version
         from platform_assets.core.tabular.pyfunc import predict_version
@@ -749,8 +821,11 @@ def build_predictions_asset(
         events = flight_events(paths, [month], spec.label)
         if events.is_empty():
             raise dg.Failure(f"no flights for {month} in {paths.feature_tables}")
-        features = historical_features(feast.store(), events.to_pandas(), spec.feature_service)
+        store = feast.store()
+        features = historical_features(store, events.to_pandas(), spec.feature_service)
         proba = predict_version(spec.name, str(version.version), features)
+        # Lineage: the event timestamp of the row each feature view gave each prediction.
+        stamps = feature_timestamps(store, spec.feature_service, events)
         # The prediction log keeps the features and the label beside each score: drift reports
         # and audits read exactly what the model saw.
         predictions = pl.from_pandas(features).with_columns(
@@ -763,6 +838,7 @@ def build_predictions_asset(
             pl.lit(spec.feature_service).alias("feature_service"),
             pl.lit(version.tags.get("training_window", "")).alias("training_window"),
             pl.lit(context.run.run_id).alias("dagster_run_id"),
+            *stamps.get_columns(),
         )
         target = paths.predictions_file(month, name)
         write_parquet_atomic(predictions, target)
@@ -819,6 +895,7 @@ def build_drift_report_asset(
         import polars as pl
 
         from platform_assets.core.drift import deterministic_sample, run_drift_report
+        from platform_assets.core.metrics import auc_interval, rank_auc
         from platform_assets.core.tabular.pyfunc import predict_version
 
         month = context.partition_key
@@ -846,11 +923,18 @@ def build_drift_report_asset(
             target=spec.label,
             prediction=spec.prediction,
         )
+        # The retraining decision reads the whole month, not Evidently's sample: every labelled
+        # flight, with a seeded bootstrap interval (milliseconds per resample).
+        labelled_month = scored.filter(pl.col(spec.label).is_not_null())
+        y, p = labelled_month[spec.label].to_numpy(), labelled_month[spec.prediction].to_numpy()
+        auc = rank_auc(y, p)
+        auc_low, auc_high = auc_interval(y, p, resamples=constants.AUC_INTERVAL_RESAMPLES)
         holdout_auc = float(model.tags.get("holdout_auc", "nan"))
-        auc_drop = holdout_auc - summary.auc if summary.auc is not None else None
+        auc_drop = holdout_auc - auc
         context.log.info(
             f"{month}: drift share {summary.drift_share:.2f} ({', '.join(summary.drifted_columns) or 'none'}), "
-            f"AUC {summary.auc:.4f} vs champion's held-out {holdout_auc:.4f}"
+            f"AUC {auc:.4f} (95% {auc_low:.4f}-{auc_high:.4f}, {len(y)} flights) vs champion's held-out "
+            f"{holdout_auc:.4f}"
         )
         scores = sorted(summary.column_scores.items(), key=lambda item: -item[1])
         missing = missing_features(scored, spec)
@@ -865,15 +949,21 @@ def build_drift_report_asset(
                         bars([c for c, _ in scores], [v for _, v in scores], "drift score (Evidently's per-column test)"),
                         "drift score per column",
                         f"{len(summary.drifted_columns)} of {len(scores)} features drifted "
-                        f"(share {summary.drift_share:.2f}); the sensor retrains at a share of "
-                        f"{constants.DRIFT_SHARE_THRESHOLD:.2f} by default.",
+                        f"(share {summary.drift_share:.2f}); reported every month, a retraining "
+                        "trigger only when the policy sets a drift share threshold.",
                     )
                 ),
                 "prediction_drift_score": round(summary.prediction_drift_score, 4),
                 "prediction_drifted": summary.prediction_drifted,
-                "auc": round(summary.auc, 4) if summary.auc is not None else None,
-                "champion_holdout_auc": round(holdout_auc, 4),
-                "auc_drop": round(auc_drop, 6) if auc_drop is not None else None,
+                # The policy decides on these: rounded only where no threshold can tell.
+                "auc": round(auc, 6),
+                "auc_ci_low": round(auc_low, 6),
+                "auc_ci_high": round(auc_high, 6),
+                "auc_rows": len(y),
+                "auc_sample": round(summary.auc, 4) if summary.auc is not None else None,
+                "champion_holdout_auc": round(holdout_auc, 6),
+                "auc_drop": round(auc_drop, 6),
+                "auc_drop_significant": round(holdout_auc - auc_high, 6),
                 "model_version": version,
                 "model_version_url": mlflow_store.model_version_url(spec.name, version),
                 "reference_window": model.tags.get("training_window", ""),

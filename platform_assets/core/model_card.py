@@ -35,6 +35,8 @@ class CardFacts:
     params: dict[str, str]
     gate_passed: bool
     gate_reason: str
+    # The Optuna trials of the search that chose the recipe, when this version ran one.
+    search_trials: tuple[dict[str, Any], ...] = ()
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], flag: str | None = None) -> str:
@@ -84,6 +86,7 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
         f"<p>categorical ({len(facts.categorical_features)}): {html.escape(', '.join(facts.categorical_features))}</p>",
         "<h2>Hyperparameters</h2>",
         _table([{"parameter": k, "value": v} for k, v in sorted(facts.params.items())], ["parameter", "value"]),
+        *_search_section(facts.search_trials),
         "<h2>Data</h2>",
         f"<p>training set sha256 <code>{html.escape(facts.training_data_sha256)}</code></p>",
         _table(facts.raw_files, ["table", "file", "sha256"]),
@@ -99,6 +102,21 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
         + "\n".join(sections)
         + "</body></html>"
     )
+
+
+def _search_section(trials: tuple[dict[str, Any], ...]) -> list[str]:
+    if not trials:
+        return ["<p>No search for this version: it trained the configured recipe, or its champion's.</p>"]
+    columns = [c for c in ("trial", "state", "val_log_loss", "epochs", "learning_rate", "weight_decay",
+                           "dropout", "hidden_width") if any(c in t for t in trials)]
+    best = min((t for t in trials if t.get("val_log_loss") is not None), key=lambda t: t["val_log_loss"], default=None)
+    rows = [{**t, "best": best is not None and t["trial"] == best["trial"]} for t in trials]
+    return [
+        f"<h3>Optuna search: {len(trials)} trials</h3><p>Validation log loss of a one-member trial, pruned "
+        "(stopped early) when it trails the median of earlier trials at the same epoch; the best (red) "
+        "trained the registered ensemble.</p>",
+        _table(rows, columns, flag="best"),
+    ]
 
 
 def raw_files_of(tag: str | None) -> list[dict[str, str]]:

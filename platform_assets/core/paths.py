@@ -90,6 +90,10 @@ class PlatformPaths:
     def model_card(self, model_name: str, version: str) -> Path:
         return self.reports / "model_cards" / model_name / f"v{version}.html"
 
+    def model_lineage_file(self, model_name: str, version: str) -> Path:
+        """The raw files and validated partitions behind a model version (core/lineage.py)."""
+        return self.home / "lake" / "lineage" / "model_versions" / model_name / f"v{version}.parquet"
+
     @property
     def logs(self) -> Path:
         return self.home / "logs"

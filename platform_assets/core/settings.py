@@ -97,6 +97,9 @@ class Settings:
     """PLATFORM_AUC_DROP_THRESHOLD: the retraining policy's AUC drop; None: the default."""
     min_auc_gain: float | None = None
     """PLATFORM_MIN_AUC_GAIN: AUC a retrained candidate must gain over the champion; None: the default."""
+    optuna_storage: str | None = None
+    """PLATFORM_OPTUNA_STORAGE: Optuna RDB URL the search workers share (e.g. postgresql://...);
+    None: a search keeps its study in memory, inside its one step."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +126,7 @@ class Settings:
             drift_share_threshold=_float(env, "PLATFORM_DRIFT_SHARE_THRESHOLD"),
             auc_drop_threshold=_float(env, "PLATFORM_AUC_DROP_THRESHOLD"),
             min_auc_gain=_float(env, "PLATFORM_MIN_AUC_GAIN"),
+            optuna_storage=env.get("PLATFORM_OPTUNA_STORAGE") or None,
         )
 
     @property

@@ -159,3 +159,28 @@ def test_k8s_mode_uses_the_k8s_job_executor(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PLATFORM_ENV", "local")
     reload()
     assert platform_executor().name == "in_process"
+
+
+def test_search_workers_are_parallel_gpu_pods(run_launcher: K8sRunLauncher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hyperparameter_search fans its trials out: every `search_worker[worker_k]` step is its own pod,
+    with the training pod's GPU spec, and the k8s executor runs up to max_concurrent of them at once
+    against one Optuna study (PLATFORM_OPTUNA_STORAGE, shared by every pod)."""
+    from platform_assets.core.search_job import study_storage
+    from platform_assets.core.paths import PlatformPaths
+    from platform_assets.definitions import defs
+
+    search = defs.get_job_def("hyperparameter_search")
+    worker = search.graph.node_named("search_worker")
+    assert worker.definition.input_defs[0].dagster_type  # a mapped input: one step per DynamicOutput
+    assert search.graph.node_named("plan_search").definition.output_defs[0].is_dynamic
+    tags = dict(worker.definition.tags)
+    pods = [build_step_job(run_launcher, f"search_worker[worker_{k}]", tags) for k in range(3)]
+    for k, job in enumerate(pods):
+        as_model(job, "V1Job")
+        assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert {"name": "DAGSTER_RUN_STEP_KEY", "value": f"search_worker[worker_{k}]"} in container(job)["env"]
+    assert len({job["metadata"]["name"] for job in pods}) == 3
+    assert k8s_executor_config()["max_concurrent"] >= 3
+    monkeypatch.setenv("PLATFORM_OPTUNA_STORAGE", "postgresql://optuna@postgres:5432/optuna")
+    reload()
+    assert study_storage(PlatformPaths(Path("/nowhere"))) == "postgresql://optuna@postgres:5432/optuna"

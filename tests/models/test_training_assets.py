@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from dataclasses import replace
 
 import dagster as dg
@@ -202,7 +203,31 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     raw = json.loads(tags["raw_files"])
     assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
     assert {r["table"] for r in raw} == {"flights"}  # the synthetic world validated flights only
+    # ... and as a table the README's lineage query joins on model_version.
+    lineage = pl.read_parquet(paths.model_lineage_file(MODEL.name, "1"))
+    assert set(lineage["raw_sha256"]) == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
+    assert set(lineage["validated_file"]) == {str(paths.validated_file("flights", m)) for m in (TRAIN_START, TRAIN_END)}
 
+    # Each prediction names, per feature view, the timestamp of the feature row it was scored with:
+    # that row's values are the prediction's, and no timestamp means the view's features are missing.
+    weather = pl.read_parquet(paths.feature_table("feat_origin_weather")).with_columns(
+        pl.col("event_timestamp").dt.convert_time_zone("UTC")
+    )
+    stamped = predictions.filter(pl.col("origin_weather_timestamp").is_not_null())
+    assert stamped.height > 0
+    assert (stamped["origin_weather_timestamp"] <= stamped["event_timestamp"]).all()
+    assert (stamped["origin_weather_timestamp"] > stamped["event_timestamp"] - timedelta(hours=3)).all()
+    rows = stamped.join(
+        weather, left_on=["origin", "origin_weather_timestamp"], right_on=["origin", "event_timestamp"], suffix="_row"
+    )
+    assert rows.height == stamped.height
+    assert (rows["temp"] == rows["temp_row"]).all()
+    # The synthetic world has tail numbers without a plane row: no timestamp, no plane features.
+    unstamped = predictions.filter(pl.col("plane_timestamp").is_null())
+    assert 0 < unstamped.height <= counted["plane_age_years"]  # a plane row may lack its year too
+    assert unstamped["plane_age_years"].null_count() == unstamped.height
+    for view in ("carrier_daily", "route_daily"):
+        assert predictions[f"{view}_timestamp"].null_count() < predictions.height
 
 def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -> None:
     from platform_assets.defs.monitoring.replay import registered_version
@@ -236,3 +261,49 @@ def test_unchanged_training_inputs_register_no_new_version(resources) -> None:
     )
     assert changed["model_version"] == "2" and "reused_version" not in changed
     assert _alias(client, CANDIDATE) == "2"
+
+
+def test_search_runs_seeded_optuna_trials_as_child_runs_and_trains_the_winner(resources) -> None:
+    search = training_config(search=True, search_trials=4, search_hidden_widths=[16, 32])
+    first = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config(search)), "delay_model")
+    client = _client(resources)
+    parent = client.get_run(first["mlflow_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == first["search_trials_run"] == 4
+    assert {c.data.tags["optuna_state"] for c in children} <= {"COMPLETE", "PRUNED"}
+    assert first["search_trials_complete"] + first["search_trials_pruned"] == 4
+    # Trial 0 is the configured recipe; every trial trains one member and logs its epochs.
+    trial0 = next(c for c in children if c.data.params["trial"] == "0")
+    assert trial0.data.params["ensemble_size"] == "1"
+    assert float(trial0.data.params["dropout"]) == DEFAULT_PARAMS.dropout
+    # The registered model is the winner's recipe with the full ensemble, logged as the run's params.
+    best = next(c for c in children if c.data.params["trial"] == str(first["search_best_trial"]))
+    for name in ("learning_rate", "weight_decay", "dropout", "hidden_sizes"):
+        assert parent.data.params[name] == best.data.params[name]
+    assert parent.data.params["ensemble_size"] == str(FAST_TRAINING["ensemble_size"])
+    assert parent.data.params["hidden_sizes"] in {"16", "32"}
+    # Seeded: the same search on the same data picks the same recipe.
+    again = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config(search)), "delay_model")
+    assert again["search_best_trial"] == first["search_best_trial"]
+    assert again["hyperparameters"] == first["hyperparameters"]
+    assert again["val_auc"] == first["val_auc"]
+
+
+def test_a_retrain_can_keep_the_champions_hyperparameters(resources) -> None:
+    assert _train_and_gate(resources, training_config(dropout=0.3, hidden_sizes=[16])).success
+    client = _client(resources)
+    assert _alias(client, CHAMPION) == "1"
+    retrain = metadata(
+        dg.materialize(
+            [delay_model], resources=resources,
+            run_config=run_config(training_config(hyperparameters="champion", seed=5)),
+        ),
+        "delay_model",
+    )
+    # The champion's whole recipe (its seed included, not the config's 5) on the champion's own
+    # training set is the champion: no new version. With the config's recipe it would be one.
+    assert retrain["reused_version"] is True and retrain["model_version"] == "1"
+    params = client.get_run(retrain["mlflow_run_id"]).data.params
+    assert (params["dropout"], params["hidden_sizes"], params["seed"]) == ("0.3", "16", str(DEFAULT_PARAMS.seed))

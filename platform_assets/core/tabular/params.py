@@ -42,6 +42,23 @@ class TrainParams:
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
+    @classmethod
+    def from_mlflow_params(cls, logged: dict[str, str]) -> TrainParams:
+        """The recipe an MLflow run logged with `as_mlflow_params` (other params are ignored)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in logged:
+                continue
+            raw = logged[f.name]
+            default = getattr(DEFAULT_PARAMS, f.name)
+            if f.name == "hidden_sizes":
+                values[f.name] = tuple(int(v) for v in raw.split(",") if v)
+            elif isinstance(default, bool):
+                values[f.name] = raw == "True"
+            else:
+                values[f.name] = type(default)(raw)
+        return cls(**values)
+
 
 DEFAULT_PARAMS = TrainParams()
 # Run parameters that say where a model trained, not how: they do not make two recipes differ.

@@ -1,7 +1,8 @@
 """The replay's outcome as an asset: the drift-triggered policy that ran, next to two it did not."""
 
+import math
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
@@ -14,6 +15,8 @@ from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
 from platform_assets.core.registry import version_with_recipe
 from platform_assets.core.resources import MLflowResource, PlatformPathsResource
 from platform_assets.core.tabular.params import RUNTIME_PARAMS, TrainParams
+from platform_assets.defs.monitoring.frontier import MonthScore, PolicyOutcome, gain_share, simulate
+from platform_assets.defs.monitoring.frontier import plot as plot_frontier
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.delay_model.spec import MODEL
 
@@ -109,6 +112,45 @@ def plot(table: "pl.DataFrame") -> "Figure":
     return fig
 
 
+# Thresholds the frontier replays; -inf retrains on every report (gated), +inf never (frozen).
+FRONTIER_THRESHOLDS = (
+    -math.inf, 0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, math.inf,
+)
+
+
+def threshold_label(t: float) -> str:
+    return "every report" if t == -math.inf else "never" if t == math.inf else f"{t:g}"
+
+
+def frontier_table(
+    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: float
+) -> "pl.DataFrame":
+    import polars as pl
+
+    rows = [
+        {
+            "policy": f"AUC drop >= {threshold_label(o.threshold)}",
+            "retrains": o.retrains,
+            "promotions": o.promotions,
+            "mean_auc": o.mean_auc,
+            "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
+            "default": o.threshold == default,
+        }
+        for o in sorted(outcomes, key=lambda o: -o.threshold)
+    ]
+    rows.append(
+        {
+            "policy": "retrain every month (ungated, trained through the month before)",
+            "retrains": monthly_retrains,
+            "promotions": monthly_retrains,
+            "mean_auc": monthly,
+            "share_of_monthly_gain": 1.0,
+            "default": False,
+        }
+    )
+    return pl.DataFrame(rows)
+
+
 @dg.asset(
     group_name="monitoring", deps=["drift_report", "champion"], kinds={"polars", "matplotlib"}
 )
@@ -119,10 +161,12 @@ def replay_summary(
     retrain_policy: RetrainPolicy,
     mlflow_store: MLflowResource,
 ) -> dg.MaterializeResult:
-    """Replay table per month: drift share, retrained?, champion version and AUC, vs frozen and monthly retraining."""
+    """Replay table per month (drift share, retrained?, champion version and AUC, vs frozen and monthly
+    retraining) and the retraining policy's frontier: retrains against mean AUC over its thresholds."""
     import numpy as np
     import polars as pl
 
+    from platform_assets.core.metrics import auc_interval
     from platform_assets.core.tabular.training import predict_proba
     from platform_assets.delay_model.registry import predict_version
     from platform_assets.delay_model.training import fit
@@ -137,26 +181,59 @@ def replay_summary(
     first_version = first_scores["model_version"][0]
     initial_window = MonthWindow.parse(first_scores["training_window"][0])
     initial_set = pl.read_parquet(paths.training_set_file(initial_window.start, initial_window.end))
-    params = replace(TrainParams(), device="cpu")
     mlflow_store.activate(MODEL.experiment)
     client = mlflow_store.client()
+    # Retrains keep the first champion's recipe (its search's winner): so do the monthly models.
+    first = client.get_model_version(MODEL.name, first_version)
+    params = replace(TrainParams.from_mlflow_params(client.get_run(first.run_id).data.params), device="cpu")
 
-    rows = []
+    labelled = {m: labelled_rows(paths, m) for m in months}
+    features = {m: month_features(paths, initial_set, m).to_pandas() for m in months}
+    # M(m): the model trained on the window before m, as a retrain on m's report trains it.
+    model_of: dict[str, str] = {}
+    scorers: dict[str, Any] = {}
     for month in months:
-        scored = labelled_rows(paths, month)
-        y = scored[TARGET].to_numpy()
-        features = month_features(paths, initial_set, month).to_pandas()
-        frozen = predict_version(first_version, features)
         window = retrain_policy.training_window(month)
         if window is None:
             raise dg.Failure(f"no {retrain_policy.window_months}-month window before {month}")
-        reused = registered_version(client, window, params)
-        if reused is not None:
-            monthly_scores = predict_version(reused, features)
+        if window == initial_window:
+            name = first_version
+        else:
+            name = registered_version(client, window, params) or f"trained here on {window}"
+        model_of[month] = name
+        if name in scorers:
+            continue
+        if name[0].isdigit():
+            scorers[name] = lambda frame, v=name: predict_version(v, frame)
         else:
             train = pl.concat([month_features(paths, initial_set, m) for m in window.months])
-            monthly = fit(train, params)
-            monthly_scores = predict_proba(monthly.model, monthly.preprocessor, features)
+            trained = fit(train, params)
+            scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
+
+    scores: dict[tuple[str, str], MonthScore] = {}
+    for k, start in enumerate(months):
+        model = model_of[start]
+        if any(key[0] == model for key in scores):
+            continue
+        for month in months[k:]:
+            y = labelled[month][TARGET].to_numpy()
+            logged = labelled[month]
+            if logged["model_version"][0] == model:
+                proba = logged[PREDICTION].to_numpy()  # exactly what the drift report decided on
+            else:
+                proba = scorers[model](features[month])
+            scores[(model, month)] = MonthScore(rank_auc(y, proba), auc_interval(
+                y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
+    holdout = {}
+    for month, model in model_of.items():
+        tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model[0].isdigit() else None
+        # The gate's held-out month of M(m) is m; the tag keeps 5 decimals.
+        holdout[model] = float(tag) if tag else round(scores[(model, month)].auc, 5)
+
+    rows = []
+    for month in months:
+        scored = labelled[month]
+        y = scored[TARGET].to_numpy()
         report = latest_report(context.instance, month)
         retrained, promoted = retrain_outcome(context.instance, month)
         rows.append(
@@ -168,49 +245,96 @@ def replay_summary(
                 "promoted": promoted,
                 "champion_version": scored["model_version"][0],
                 "auc_drift_policy": rank_auc(y, scored[PREDICTION].to_numpy()),
-                "auc_frozen": rank_auc(y, frozen),
-                "auc_monthly": rank_auc(y, monthly_scores),
-                "monthly_model": f"v{reused} (registered)" if reused else "trained here",
+                "auc_frozen": scores[(model_of[months[0]], month)].auc,
+                "auc_monthly": scores[(model_of[month], month)].auc,
+                "monthly_model": f"v{model_of[month]} (registered)" if model_of[month][0].isdigit() else model_of[month],
                 "rows": len(y),
             }
         )
         context.log.info(f"{rows[-1]}")
     table = pl.DataFrame(rows)
-    folder = paths.replay_reports
-    folder.mkdir(parents=True, exist_ok=True)
-    write_parquet_atomic(table, folder / "replay.parquet")
-    table.write_csv(folder / "replay.csv")
-    chart = plot(table)
-    (folder / "replay.png").write_bytes(png_bytes(chart, dpi=110))
-    drift = bars(
-        table["month"].to_list(), [v or 0.0 for v in table["drift_share"].to_list()], "drift share",
-        threshold=retrain_policy.drift_share_threshold,
-    )
     means = {
         c: float(np.mean(table[c].to_numpy()))
         for c in ("auc_drift_policy", "auc_frozen", "auc_monthly")
     }
+    # Retraining every month retrains on every month after the first scored one.
+    monthly_retrains = len(months) - 1
+    grid = sorted({*FRONTIER_THRESHOLDS, retrain_policy.auc_drop_threshold})
+    outcomes = [
+        simulate(t, months, model_of, scores, holdout, retrain_policy.min_auc_gain) for t in grid
+    ]
+    frontier = frontier_table(
+        outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, retrain_policy.auc_drop_threshold
+    )
+    default = next(o for o in outcomes if o.threshold == retrain_policy.auc_drop_threshold)
+    # The replayed default must be the run that happened (when drift share is not a trigger).
+    matches = (
+        default.retrains == int(table["retrained"].sum())
+        and abs(default.mean_auc - means["auc_drift_policy"]) < 1e-9
+    )
+    if not matches:
+        context.log.warning(
+            f"the frontier's default ({default.retrains} retrains, mean AUC {default.mean_auc:.4f}) differs "
+            f"from the replay ({int(table['retrained'].sum())}, {means['auc_drift_policy']:.4f})"
+            + (": the drift share trigger is on" if retrain_policy.drift_share_threshold is not None else "")
+        )
+
+    folder = paths.replay_reports
+    folder.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(table, folder / "replay.parquet")
+    table.write_csv(folder / "replay.csv")
+    frontier.write_csv(folder / "frontier.csv")
+    chart = plot(table)
+    (folder / "replay.png").write_bytes(png_bytes(chart, dpi=110))
+    frontier_chart = plot_frontier(
+        outcomes, means["auc_frozen"], (monthly_retrains, means["auc_monthly"]), retrain_policy.auc_drop_threshold
+    )
+    (folder / "frontier.png").write_bytes(png_bytes(frontier_chart, dpi=110))
+    drift = bars(
+        table["month"].to_list(), [v or 0.0 for v in table["drift_share"].to_list()], "drift share",
+        threshold=retrain_policy.drift_share_threshold,
+    )
     return dg.MaterializeResult(
         metadata={
             "table": dg.MetadataValue.md(markdown(table)),
             "plot": dg.MetadataValue.md(
                 markdown_image(chart, "replay: AUC per month under three policies")
             ),
+            "frontier": dg.MetadataValue.md(markdown(frontier)),
+            "frontier_plot": dg.MetadataValue.md(
+                markdown_image(
+                    frontier_chart, "retraining policy frontier",
+                    "Retrains against mean AUC for each AUC-drop threshold of the policy (rule: retrain "
+                    "when the top of the month's 95% bootstrap AUC interval lies at least the threshold "
+                    "below the champion's held-out AUC), between the frozen model and retraining every month.",
+                )
+            ),
             "drift_share_per_month": dg.MetadataValue.md(
                 markdown_image(
                     drift, "drift share per month",
-                    f"Share of the model's features that drifted each month; the dashed line is the "
-                    f"sensor's threshold ({retrain_policy.drift_share_threshold:.2f}).",
+                    "Share of the model's features that drifted each month"
+                    + (
+                        f"; the dashed line is the policy's drift-share trigger ({retrain_policy.drift_share_threshold:.2f})."
+                        if retrain_policy.drift_share_threshold is not None
+                        else " (reported; not a retraining trigger by default)."
+                    ),
                 )
             ),
             "plot_png": platform.report_link(folder / "replay.png"),
+            "frontier_png": platform.report_link(folder / "frontier.png"),
             "csv": platform.report_link(folder / "replay.csv"),
+            "frontier_csv": platform.report_link(folder / "frontier.csv"),
+            "policy_threshold": retrain_policy.auc_drop_threshold,
             "retrains_drift_policy": int(table["retrained"].sum()),
             "promotions_drift_policy": int(table["promoted"].sum()),
-            "retrains_monthly_policy": table.height,
+            "retrains_monthly_policy": monthly_retrains,
             "mean_auc_drift_policy": round(means["auc_drift_policy"], 4),
             "mean_auc_frozen": round(means["auc_frozen"], 4),
             "mean_auc_monthly": round(means["auc_monthly"], 4),
+            "share_of_monthly_gain": round(
+                gain_share(means["auc_drift_policy"], means["auc_frozen"], means["auc_monthly"]), 3
+            ),
+            "frontier_default_matches_replay": matches,
         }
     )
 

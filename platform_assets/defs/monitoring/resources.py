@@ -18,15 +18,24 @@ class Decision:
 
 
 class RetrainPolicy(dg.ConfigurableResource):
-    """When a drift report should trigger retraining, and on which trailing window."""
+    """When a drift report should trigger retraining, and on which trailing window.
 
-    drift_share_threshold: float = Field(
-        default=constants.DRIFT_SHARE_THRESHOLD,
-        description="Retrain when at least this share of the model's features drifted.",
-    )
+    The rule, in one sentence: retrain when the month's AUC, on all its labelled flights, is
+    significantly below the champion's held-out AUC: the top of its 95% bootstrap interval lies at
+    least `auc_drop_threshold` below it. Feature drift (Evidently's drifted share) is reported every
+    month and becomes a second trigger only when `drift_share_threshold` is set.
+    """
+
     auc_drop_threshold: float = Field(
         default=constants.AUC_DROP_THRESHOLD,
-        description="Retrain when the month's AUC is this far below the champion's held-out AUC.",
+        description="Retrain when the top of the month's 95% bootstrap AUC interval is at least this far "
+        "below the champion's held-out AUC (0: retrain as soon as the month is significantly worse).",
+    )
+    drift_share_threshold: float | None = Field(
+        default=constants.DRIFT_SHARE_THRESHOLD,
+        description="Also retrain when at least this share of the model's features drifted; unset by "
+        "default: weather is seasonal, and against any 4-month reference 44-68% of the features drift "
+        "every month of 2013 whatever the model's AUC.",
     )
     min_auc_gain: float = Field(
         default=constants.PROMOTION_MIN_AUC_GAIN,
@@ -38,20 +47,24 @@ class RetrainPolicy(dg.ConfigurableResource):
     )
 
     def decide(self, metadata: dict, month: str) -> Decision:
-        share, drop = metadata.get("drift_share"), metadata.get("auc_drop")
-        facts = f"drift share {share:.2f}" + (f", AUC drop {drop:+.3f}" if drop is not None else "")
+        share, drop = metadata.get("drift_share"), metadata.get("auc_drop_significant")
+        facts = f"drift share {share:.2f}" if share is not None else "no drift share"
+        if drop is not None:
+            facts += f", AUC below the champion's held-out AUC by {drop:+.3f} at least (95% interval)"
         window = self.training_window(month)
         if window is None:
             return Decision(False, f"{month}: {facts}; fewer than {self.window_months} earlier months to retrain on")
         if metadata.get("reference_window") == str(window):
             return Decision(False, f"{month}: {facts}; the champion already trained on {window}")
-        if share is not None and share >= self.drift_share_threshold:
-            return Decision(True, f"{month}: {facts} >= {self.drift_share_threshold:.2f} drift share")
         if drop is not None and drop >= self.auc_drop_threshold:
-            return Decision(True, f"{month}: {facts} >= {self.auc_drop_threshold:.3f} AUC drop")
+            return Decision(True, f"{month}: {facts} >= {self.auc_drop_threshold:.3f}")
+        if self.drift_share_threshold is not None and share is not None and share >= self.drift_share_threshold:
+            return Decision(True, f"{month}: {facts}; drift share >= {self.drift_share_threshold:.2f}")
+        share_rule = (
+            f", {self.drift_share_threshold:.2f} drift share" if self.drift_share_threshold is not None else ""
+        )
         return Decision(
-            False,
-            f"{month}: {facts} below thresholds ({self.drift_share_threshold:.2f} share, {self.auc_drop_threshold:.3f} AUC drop)",
+            False, f"{month}: {facts}; below thresholds ({self.auc_drop_threshold:.3f} AUC drop{share_rule})"
         )
 
     def training_window(self, month: str) -> MonthWindow | None:
@@ -66,7 +79,9 @@ class RetrainPolicy(dg.ConfigurableResource):
         return {
             "ops": {
                 "training_set": {"config": span},
-                "delay_model": {"config": span},
+                # A retrain keeps the champion's hyperparameters (its search's winner); only the
+                # window moves.
+                "delay_model": {"config": {**span, "hyperparameters": "champion"}},
                 "model_evaluation": {"config": {"min_auc_gain": self.min_auc_gain}},
             }
         }

@@ -22,7 +22,8 @@ def build_drift_retrain_sensor(
         minimum_interval_seconds=minimum_interval_seconds or settings().sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Retrains (training set -> delay_model -> model_evaluation -> champion) when a drift "
-        "report crosses the policy's drift-share or AUC-drop threshold. Running by default: it acts "
+        "report shows the month's AUC significantly below the champion's held-out AUC (the retrain_policy "
+        "resource's rule; optionally also on the drifted share of features). Running by default: it acts "
         "only on new drift reports (one retrain per report, keyed by the report's event), so on the "
         "replayed 2013 data it launches nothing until a new month is scored.",
     )
@@ -47,7 +48,7 @@ def evaluate_drift_reports(
     for record in records:
         report = record.asset_materialization
         month = report.partition
-        metadata = {k: v.value for k, v in report.metadata.items() if k in ("drift_share", "auc_drop", "reference_window")}
+        metadata = {k: v.value for k, v in report.metadata.items() if k in ("drift_share", "auc_drop_significant", "reference_window")}
         decision = retrain_policy.decide(metadata, month)
         reasons.append(decision.reason)
         context.log.info(decision.reason)

@@ -18,13 +18,17 @@ from platform_assets.core.partitions import monthly_partitions
 
 class ReportMetadata(dg.Config):
     drift_share: float = Field(default=0.0, description="share of drifted features")
-    auc_drop: float = Field(default=0.0, description="champion's held-out AUC minus the month's")
+    auc_drop_significant: float = Field(
+        default=-0.01, description="champion's held-out AUC minus the top of the month's 95% AUC interval"
+    )
 
 
 @dg.asset(partitions_def=monthly_partitions)
 def drift_report(config: ReportMetadata) -> dg.MaterializeResult:
     """Stand-in drift report with the real report's decision metadata."""
-    return dg.MaterializeResult(metadata={"drift_share": config.drift_share, "auc_drop": config.auc_drop})
+    return dg.MaterializeResult(
+        metadata={"drift_share": config.drift_share, "auc_drop_significant": config.auc_drop_significant}
+    )
 
 
 class Window(dg.Config):
@@ -39,8 +43,12 @@ def training_set(config: Window) -> None:
     out.write_text(json.dumps(config.model_dump()))
 
 
+class Training(Window):
+    hyperparameters: str = Field(default="config", description="'config' or 'champion'")
+
+
 @dg.asset(deps=[training_set])
-def delay_model(config: Window) -> None:
+def delay_model(config: Training) -> None:
     """Stand-in for training: same config interface as the real asset."""
 
 
@@ -59,5 +67,6 @@ defs = dg.Definitions(
     assets=[drift_report, training_set, delay_model, model_evaluation],
     jobs=[retrain],
     sensors=[build_drift_retrain_sensor(retrain, minimum_interval_seconds=1)],
-    resources={"retrain_policy": RetrainPolicy()},
+    # The drifted share as a trigger too, as a team may set it: these reports carry only a share.
+    resources={"retrain_policy": RetrainPolicy(drift_share_threshold=0.75)},
 )

@@ -18,15 +18,20 @@ from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
 from . import sensor_defs
 
 
-def report(instance: dg.DagsterInstance, month: str, drift_share: float, auc_drop: float = 0.0) -> None:
+def report(instance: dg.DagsterInstance, month: str, drift_share: float, auc_drop: float = -0.01) -> None:
+    """A drift report; auc_drop is the champion's held-out AUC minus the top of the month's interval."""
     dg.materialize(
         [sensor_defs.drift_report], instance=instance, partition_key=month,
-        run_config={"ops": {"drift_report": {"config": {"drift_share": drift_share, "auc_drop": auc_drop}}}},
+        run_config={"ops": {"drift_report": {"config": {"drift_share": drift_share, "auc_drop_significant": auc_drop}}}},
     )
 
 
+# The drifted share as a second trigger, as a team may set it (by default only the AUC rule acts).
+SHARE_POLICY = RetrainPolicy(drift_share_threshold=0.75)
+
+
 def evaluate(instance: dg.DagsterInstance, cursor: str | None, policy: RetrainPolicy | None = None):
-    policy = policy or RetrainPolicy()
+    policy = policy or SHARE_POLICY
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
     return evaluate_drift_reports(context, policy)
 
@@ -39,7 +44,7 @@ def test_drifted_month_requests_one_retrain_on_the_trailing_window() -> None:
         assert request.run_key.startswith("drift-retrain-2013-07-")
         window = {"start_month": "2013-03", "end_month": "2013-06"}
         assert request.run_config["ops"]["training_set"]["config"] == window
-        assert request.run_config["ops"]["delay_model"]["config"] == window
+        assert request.run_config["ops"]["delay_model"]["config"] == {**window, "hyperparameters": "champion"}
         assert request.tags["platform/drift_report_month"] == "2013-07"
 
 
@@ -56,6 +61,19 @@ def test_auc_drop_alone_triggers_a_retrain() -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         report(instance, "2013-09", drift_share=0.0, auc_drop=0.05)
         assert len(evaluate(instance, None).run_requests) == 1
+
+
+def test_default_policy_retrains_only_on_a_significant_auc_drop() -> None:
+    """The default rule: the top of the month's 95% interval at least the threshold below the
+    champion's held-out AUC. Any drifted share alone retrains nothing."""
+    policy = RetrainPolicy()
+    assert policy.drift_share_threshold is None
+    window = {"reference_window": "2013-01..2013-04"}
+    at = policy.auc_drop_threshold
+    assert not policy.decide({"drift_share": 1.0, "auc_drop_significant": at - 1e-4, **window}, "2013-07").retrain
+    assert policy.decide({"drift_share": 0.0, "auc_drop_significant": at, **window}, "2013-07").retrain
+    skipped = policy.decide({"drift_share": 0.9, "auc_drop_significant": -0.002, **window}, "2013-07")
+    assert "below thresholds" in skipped.reason and "drift share" not in skipped.reason.split("(")[-1]
 
 
 def test_thresholds_are_configurable() -> None:
@@ -174,8 +192,8 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
 
 
 def test_no_retrain_on_the_window_the_champion_already_trained_on() -> None:
-    policy = RetrainPolicy()
-    decision = policy.decide({"drift_share": 0.9, "auc_drop": 0.1, "reference_window": "2013-01..2013-04"}, "2013-05")
+    policy = SHARE_POLICY
+    decision = policy.decide({"drift_share": 0.9, "auc_drop_significant": 0.1, "reference_window": "2013-01..2013-04"}, "2013-05")
     assert not decision.retrain
     assert "already trained on 2013-01..2013-04" in decision.reason
     assert policy.decide({"drift_share": 0.9, "reference_window": "2013-01..2013-04"}, "2013-06").retrain

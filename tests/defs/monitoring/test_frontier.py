@@ -1,0 +1,75 @@
+"""The retraining policy replayed from a table of AUCs: the frontier's simulation and its interval."""
+
+import math
+
+import numpy as np
+import pytest
+
+from platform_assets.core.metrics import auc_interval, rank_auc
+from platform_assets.defs.monitoring.frontier import MonthScore, gain_share, simulate
+
+MONTHS = ["05", "06", "07", "08"]
+# M(m): the model a retrain on m's report trains; M(05) is the first champion.
+MODEL_OF = {"05": "v1", "06": "v2", "07": "v3", "08": "v4"}
+HOLDOUT = {"v1": 0.74, "v2": 0.73, "v3": 0.72, "v4": 0.71}
+
+
+def score(auc: float, high: float | None = None) -> MonthScore:
+    return MonthScore(auc, auc + 0.005 if high is None else high)
+
+
+# v1 decays; every newer model is better on the months it can score.
+SCORES = {
+    ("v1", "05"): score(0.74), ("v1", "06"): score(0.73), ("v1", "07"): score(0.70), ("v1", "08"): score(0.69),
+    ("v2", "06"): score(0.735), ("v2", "07"): score(0.715), ("v2", "08"): score(0.70),
+    ("v3", "07"): score(0.72), ("v3", "08"): score(0.71),
+    ("v4", "08"): score(0.715),
+}
+
+
+def test_never_retraining_is_the_frozen_model_and_always_is_every_report() -> None:
+    never = simulate(math.inf, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    assert never.retrains == 0 and never.champions == ["v1"] * 4
+    assert never.mean_auc == pytest.approx((0.74 + 0.73 + 0.70 + 0.69) / 4)
+    always = simulate(-math.inf, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    # 05 is the champion's own window: no retrain there; 06, 07, 08 each retrain and promote.
+    assert always.retrains == 3 and always.promotions == 3
+    assert always.champions == ["v1", "v1", "v2", "v3"]  # a retrain on m's report scores m+1
+    assert always.mean_auc == pytest.approx((0.74 + 0.73 + 0.715 + 0.71) / 4)
+
+
+def test_threshold_reads_the_top_of_the_interval_against_the_held_out_auc() -> None:
+    # v1 (held out 0.74): 06 tops at 0.735 (drop 0.005), 07 at 0.705 (0.035); a retrain on 07's
+    # report promotes v3 (held out 0.72), which tops at 0.715 on 08 (0.005).
+    at_01 = simulate(0.01, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    assert at_01.retrains == 1 and at_01.champions == ["v1", "v1", "v1", "v3"]
+    at_04 = simulate(0.04, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    assert at_04.retrains == 1 and at_04.champions == ["v1"] * 4  # 08 drops 0.045: retrained, too late to score
+    assert simulate(0.05, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0).retrains == 0
+    at_exact = simulate(0.005, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    assert at_exact.retrains == 3  # >= : a drop equal to the threshold retrains
+
+
+def test_the_gate_keeps_the_champion_when_the_retrain_gains_too_little() -> None:
+    gated = simulate(-math.inf, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.011)
+    # 06: v2 gains 0.005 (kept); 07: v3 gains 0.02 over v1 (promoted); 08: v4 gains 0.005 over v3 (kept).
+    assert gated.retrains == 3 and gated.promotions == 1
+    assert gated.champions == ["v1", "v1", "v1", "v3"]
+
+
+def test_gain_share_places_a_policy_between_frozen_and_monthly() -> None:
+    assert gain_share(0.70, 0.69, 0.71) == pytest.approx(0.5)
+    assert gain_share(0.71, 0.69, 0.71) == pytest.approx(1.0)
+
+
+def test_auc_interval_is_seeded_and_holds_the_auc() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.random(4000) < 0.25
+    s = rng.random(4000) + 0.5 * y
+    low, high = auc_interval(y, s, resamples=100)
+    assert low < rank_auc(y, s) < high
+    assert (low, high) == auc_interval(y, s, resamples=100)
+    # Twice the rows, a narrower interval.
+    y2, s2 = np.concatenate([y, y]), np.concatenate([s, s])
+    low2, high2 = auc_interval(y2, s2, resamples=100)
+    assert high2 - low2 < high - low

@@ -1,0 +1,50 @@
+"""The fan-out search job, run for real on one machine: workers share one Optuna study (SQLite here,
+an RDB server on a cluster), trials are MLflow child runs, and delay_model trains the winner."""
+
+from __future__ import annotations
+
+import dagster as dg
+import optuna
+from mlflow import MlflowClient
+
+from platform_assets.core.search_job import study_storage
+from platform_assets.defs.training.assets import delay_model
+from platform_assets.defs.training.search import hyperparameter_search
+from platform_assets.delay_model.spec import MODEL
+from tests.models.conftest import TRAIN_END, TRAIN_START, metadata, run_config, training_config
+
+
+def test_workers_share_one_study_and_delay_model_trains_its_winner(resources) -> None:
+    plan = {
+        "start_month": TRAIN_START, "end_month": TRAIN_END, "study_name": "fan-out",
+        "trials": 5, "workers": 3, "trial_members": 1,
+    }
+    result = hyperparameter_search.execute_in_process(
+        run_config={"ops": {"plan_search": {"config": plan}}}, resources=resources
+    )
+    assert result.success
+    workers = sorted(
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and e.step_key.startswith("search_worker")
+    )
+    assert workers == ["search_worker[worker_0]", "search_worker[worker_1]", "search_worker[worker_2]"]
+    paths = resources["platform"].paths
+    study = optuna.load_study(study_name="fan-out", storage=study_storage(paths))
+    assert len(study.trials) == 5  # 2 + 2 + 1 trials, one study
+    assert study.trials[0].params["dropout"] == 0.5  # the default recipe goes first
+    best = result.output_for_node("collect_search")
+    client: MlflowClient = resources["mlflow_store"].client()
+    parent = client.search_runs(
+        [client.get_experiment_by_name(MODEL.experiment).experiment_id], "params.study = 'fan-out'"
+    )[0]
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 5
+    assert float(parent.data.params["best_dropout"]) == best["dropout"]
+
+    trained = metadata(
+        dg.materialize([delay_model], resources=resources, run_config=run_config(training_config(search_study="fan-out"))),
+        "delay_model",
+    )
+    assert trained["hyperparameters"]["dropout"] == float(best["dropout"])
+    assert trained["hyperparameters"]["hidden_sizes"] == best["hidden_sizes"]
