@@ -28,7 +28,6 @@ taken on a busy machine are not comparable.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -242,7 +241,7 @@ def dbt_build(platform: Platform, months: list[str], scratch: Path, repeat: int)
     from platform_assets.core.dbt import dbt_executable
     from platform_assets.core.settings import DBT_PROJECT_DIR
 
-    dbt_vars = json.dumps({"start_month": months[0], "end_month": months[-1]})
+    window = {"DBT_START_MONTH": months[0], "DBT_END_MONTH": months[-1]}
 
     def run_platform() -> float:
         import dagster as dg
@@ -252,9 +251,9 @@ def dbt_build(platform: Platform, months: list[str], scratch: Path, repeat: int)
 
     def run_floor() -> float:
         return timed(lambda: subprocess.run(
-            [dbt_executable(), "build", "--quiet", "--vars", dbt_vars, "--target", "local",
+            [dbt_executable(), "build", "--quiet", "--target", "local",
              "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(scratch / "dbt_target")],
-            cwd=DBT_PROJECT_DIR, check=True, env={**os.environ, "PLATFORM_HOME": str(platform.home)},
+            cwd=DBT_PROJECT_DIR, check=True, env={**os.environ, "PLATFORM_HOME": str(platform.home), **window},
         ))
 
     run_platform()  # first build: creates the warehouse; both timed builds below rebuild the months

@@ -6,6 +6,6 @@
 {% macro delete_rebuilt_months() -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where flight_month between '{{ var("start_month") }}' and '{{ var("end_month") }}'
+        where flight_month between '{{ env_var('DBT_START_MONTH', '0000-00') }}' and '{{ env_var('DBT_END_MONTH', '9999-99') }}'
     {%- endif -%}
 {%- endmacro %}

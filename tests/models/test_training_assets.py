@@ -203,6 +203,11 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     raw = json.loads(tags["raw_files"])
     assert {r["sha256"] for r in raw} == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}
     assert {r["table"] for r in raw} == {"flights"}  # the synthetic world validated flights only
+    # The training set is the training run's MLflow dataset input.
+    version = _client(resources).get_model_version(MODEL.name, "1")
+    [dataset] = _client(resources).get_run(version.run_id).inputs.dataset_inputs
+    assert dataset.dataset.name == paths.training_set_file(TRAIN_START, TRAIN_END).name
+    assert dataset.tags[0].value == "training"
     # ... and as a table the README's lineage query joins on model_version.
     lineage = pl.read_parquet(paths.model_lineage_file(MODEL.name, "1"))
     assert set(lineage["raw_sha256"]) == {f"sha-{m}" for m in (TRAIN_START, TRAIN_END)}

@@ -14,7 +14,7 @@ flights as (
 
     select * from {{ ref('stg_flights') }}
     {% if is_incremental() %}
-    where flight_month between '{{ var("start_month") }}' and '{{ var("end_month") }}'
+    where flight_month between '{{ env_var('DBT_START_MONTH', '0000-00') }}' and '{{ env_var('DBT_END_MONTH', '9999-99') }}'
     {% endif %}
 
 ),

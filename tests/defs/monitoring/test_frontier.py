@@ -73,3 +73,13 @@ def test_auc_interval_is_seeded_and_holds_the_auc() -> None:
     y2, s2 = np.concatenate([y, y]), np.concatenate([s, s])
     low2, high2 = auc_interval(y2, s2, resamples=100)
     assert high2 - low2 < high - low
+
+
+def test_auc_interval_equals_ranking_every_resample_afresh() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.random(3000) < 0.3
+    s = np.round(rng.random(3000) + 0.3 * y, 2)  # many ties
+    draws = np.random.default_rng(0).integers(0, len(y), size=(50, len(y)))
+    aucs = np.array([rank_auc(y[rows], s[rows]) for rows in draws])
+    low, high = auc_interval(y, s, resamples=50)
+    assert (low, high) == pytest.approx((np.quantile(aucs, 0.025), np.quantile(aucs, 0.975)), abs=1e-12)
