@@ -27,7 +27,7 @@ DRIFT_SAMPLE_ROWS = 5000
 # least AUC_DROP_THRESHOLD below the champion's held-out AUC; the drifted share of features is a
 # trigger only when a threshold is set (None: reported, not acted on).
 DRIFT_SHARE_THRESHOLD: float | None = None
-AUC_DROP_THRESHOLD = 0.01
+AUC_DROP_THRESHOLD = 0.03
 AUC_INTERVAL_RESAMPLES = 200
 RETRAIN_WINDOW_MONTHS = 4
 

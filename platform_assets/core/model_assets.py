@@ -216,14 +216,14 @@ def _search(
     return found
 
 
-def champion_recipe(client: Any, name: str) -> TrainParams | None:
-    """The hyperparameters the champion version was trained with, if there is a champion."""
+def champion_recipe(client: Any, name: str) -> tuple[str, TrainParams] | None:
+    """The champion's version and the hyperparameters it was trained with, if there is a champion."""
     from platform_assets.core.registry import alias_version
 
     champion = alias_version(client, CHAMPION, name)
     if champion is None:
         return None
-    return TrainParams.from_mlflow_params(client.get_run(champion.run_id).data.params)
+    return str(champion.version), TrainParams.from_mlflow_params(client.get_run(champion.run_id).data.params)
 
 
 def check_same_home(feast: Any, platform: PlatformPathsResource) -> None:
@@ -516,17 +516,21 @@ def build_training_assets(
         params = config.params()
         experiment_id = mlflow_store.activate(spec.experiment)
         client = mlflow_store.client()
+        recipe_source = "a search in this run" if config.search else "the configured ones"
         if config.search_study:
             from platform_assets.core.search_job import study_recipe
 
             params = study_recipe(paths, config.search_study, params)
+            recipe_source = f"Optuna study {config.search_study}"
             context.log.info(f"hyperparameters of study {config.search_study}: {params.as_mlflow_params()}")
         elif config.hyperparameters == "champion":
-            recipe = champion_recipe(client, spec.name)
-            if recipe is not None:
+            found = champion_recipe(client, spec.name)
+            if found is not None:
                 # The champion's recipe; where this run trains (device) stays this run's.
+                champion_version, recipe = found
                 params = replace(recipe, device=params.device, mixed_precision=params.mixed_precision)
-                context.log.info(f"hyperparameters of the champion: {params.as_mlflow_params()}")
+                recipe_source = f"champion v{champion_version}'s recipe"
+                context.log.info(f"hyperparameters of champion v{champion_version}: {params.as_mlflow_params()}")
         if not config.search and not config.retrain_unchanged:
             existing = version_with_recipe(
                 client, spec.name, {"training_data_sha256": data_hash}, params.as_mlflow_params(),
@@ -578,6 +582,7 @@ def build_training_assets(
             # The recipe logged is the one that trained this model (the search's winner, if any).
             mlflow.log_params(
                 {**params.as_mlflow_params(), "search": config.search, "training_rows_total": frame.height}
+                | {"hyperparameters_from": recipe_source}
                 | search_facts
             )
             # The training set as the run's dataset input (MLflow UI: "Datasets used"), named by its file.
@@ -646,6 +651,7 @@ def build_training_assets(
                 "samples_per_second": round(result.samples_per_second),
                 "train_seconds": round(time.perf_counter() - started, 1),
                 "hyperparameters": dg.MetadataValue.json(params.as_mlflow_params()),
+                "hyperparameters_from": recipe_source,
                 **search_facts,
             }
         )

@@ -86,7 +86,7 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
         f"<p>categorical ({len(facts.categorical_features)}): {html.escape(', '.join(facts.categorical_features))}</p>",
         "<h2>Hyperparameters</h2>",
         _table([{"parameter": k, "value": v} for k, v in sorted(facts.params.items())], ["parameter", "value"]),
-        *_search_section(facts.search_trials),
+        *_search_section(facts.search_trials, facts.params.get("hyperparameters_from", "config")),
         "<h2>Data</h2>",
         f"<p>training set sha256 <code>{html.escape(facts.training_data_sha256)}</code></p>",
         _table(facts.raw_files, ["table", "file", "sha256"]),
@@ -104,9 +104,9 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
     )
 
 
-def _search_section(trials: tuple[dict[str, Any], ...]) -> list[str]:
+def _search_section(trials: tuple[dict[str, Any], ...], source: str) -> list[str]:
     if not trials:
-        return ["<p>No search for this version: it trained the configured recipe, or its champion's.</p>"]
+        return [f"<p>No search for this version: its hyperparameters are {html.escape(source)}.</p>"]
     columns = [c for c in ("trial", "state", "val_log_loss", "epochs", "learning_rate", "weight_decay",
                            "dropout", "hidden_width") if any(c in t for t in trials)]
     best = min((t for t in trials if t.get("val_log_loss") is not None), key=lambda t: t["val_log_loss"], default=None)
