@@ -22,12 +22,18 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_assets.defs.monitoring.replay import month_features, scored_months
-from platform_assets.defs.training.evaluation import hgb_baseline
 from platform_assets.core import constants
-from platform_assets.core.model import LABEL, TrainParams, fit, predict_proba, rank_auc
+from platform_assets.core.evaluation import hgb_baseline
+from platform_assets.core.metrics import rank_auc
 from platform_assets.core.partitions import monthly_partitions
 from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.tabular.params import TrainParams
+from platform_assets.core.tabular.training import predict_proba
+from platform_assets.defs.monitoring.replay import month_features, scored_months
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.delay_model.training import fit
+
+LABEL = MODEL.label
 
 
 def main() -> None:
@@ -38,6 +44,11 @@ def main() -> None:
         "--home", type=Path, default=Path(".platform"), help="a replayed PLATFORM_HOME"
     )
     parser.add_argument("--ensemble-size", type=int, default=TrainParams().ensemble_size)
+    parser.add_argument(
+        "--recipe-of", default="",
+        help="a registered version whose recipe (MLflow params) to train, e.g. the first champion's "
+        "searched one; default: TrainParams' defaults",
+    )
     parser.add_argument("--months-ahead", type=int, default=2, choices=(1, 2))
     parser.add_argument("--window-months", type=int, default=constants.RETRAIN_WINDOW_MONTHS)
     args = parser.parse_args()
@@ -55,6 +66,13 @@ def main() -> None:
     scored = set(scored_months(paths, constants.REPLAY_FIRST_SCORED_MONTH))
     known = set(initial_set["flight_month"].unique().to_list()) | scored
     params = replace(TrainParams(), device="cpu", ensemble_size=args.ensemble_size)
+    if args.recipe_of:
+        from platform_assets.core.resources import MLflowResource
+
+        client = MLflowResource(home=str(args.home)).client()
+        run_id = client.get_model_version(MODEL.name, args.recipe_of).run_id
+        logged = TrainParams.from_mlflow_params(client.get_run(run_id).data.params)
+        params = replace(logged, device="cpu", ensemble_size=args.ensemble_size)
     print(
         f"torch: {params.ensemble_size} x MLP{list(params.hidden_sizes)} dropout {params.dropout}; "
         f"HistGradientBoosting: early-stopped on the same validation days; home {args.home}"
@@ -70,7 +88,7 @@ def main() -> None:
         torch_fit = fit(frame, params)
         torch_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        hgb = hgb_baseline(frame, params.validation_days, params.seed)
+        hgb = hgb_baseline(frame, MODEL.columns, params.validation_days, params.seed)
         hgb_seconds = time.perf_counter() - started
         cells = [f"{window[0]}..{window[-1]}  torch {torch_seconds:5.1f}s  hgb {hgb_seconds:4.1f}s"]
         for k, month in enumerate(ahead, start=1):

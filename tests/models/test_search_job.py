@@ -48,3 +48,42 @@ def test_workers_share_one_study_and_delay_model_trains_its_winner(resources) ->
     )
     assert trained["hyperparameters"]["dropout"] == float(best["dropout"])
     assert trained["hyperparameters"]["hidden_sizes"] == best["hidden_sizes"]
+
+
+def test_a_trial_trailing_the_median_is_pruned_at_its_epoch(home, resources) -> None:
+    """The pruning path end to end: three earlier trials reached a validation loss of 0.05 at every
+    epoch; a real trial (loss about 0.5) is stopped after the warm-up epochs, its child run says so."""
+    import mlflow
+    import polars as pl
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from platform_assets.core.paths import PlatformPaths
+    from platform_assets.core.search import SearchBudget, SearchSpace, create_study, optimize
+    from platform_assets.core.tabular.params import TrainParams
+    from platform_assets.core.tabular.preprocessing import labelled
+    from tests.models.conftest import FAST_TRAINING
+
+    space, budget = SearchSpace(), SearchBudget(trials=1, startup_trials=3, warmup_epochs=2)
+    study = create_study("pruning", seed=1, budget=budget)
+    distributions = {
+        "learning_rate": FloatDistribution(*space.learning_rate, log=True),
+        "weight_decay": FloatDistribution(*space.weight_decay, log=True),
+        "dropout": FloatDistribution(*space.dropout),
+        "hidden_width": CategoricalDistribution(list(space.hidden_width)),
+    }
+    for _ in range(3):
+        study.add_trial(create_trial(
+            params={"learning_rate": 2e-3, "weight_decay": 1e-2, "dropout": 0.5, "hidden_width": 64},
+            distributions=distributions, value=0.05,
+            intermediate_values={epoch: 0.05 for epoch in range(1, 13)},
+        ))
+    frame = labelled(pl.read_parquet(PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END)), MODEL.label)
+    experiment = resources["mlflow_store"].activate(MODEL.experiment)
+    with mlflow.start_run(experiment_id=experiment) as parent:
+        optimize(study, frame, MODEL.columns, TrainParams(**FAST_TRAINING), space, budget, trials=1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED
+    assert max(trial.intermediate_values) == budget.warmup_epochs  # stopped at the first epoch it may be
+    [child] = MlflowClient().search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert child.data.tags["optuna_state"] == "PRUNED"
