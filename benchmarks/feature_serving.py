@@ -62,22 +62,7 @@ def request_flights(events) -> list:
     """Flights as the server's request parser gives them (tail number unset when the row has none)."""
     from platform_assets.serving.instances import Flight
 
-    return [
-        Flight(
-            flight_id=row["flight_id"],
-            flight_date=row["event_timestamp"].date().isoformat(),
-            event_timestamp=row["event_timestamp"],
-            origin=row["origin"],
-            dest=row["dest"],
-            carrier=row["carrier"],
-            tailnum=row["tailnum"],
-            distance=row["distance"],
-            sched_dep_hour=row["sched_dep_hour"],
-            sched_dep_dow=row["sched_dep_dow"],
-            instance={},
-        )
-        for row in events.iter_rows(named=True)
-    ]
+    return [Flight.from_event(row) for row in events.iter_rows(named=True)]
 
 
 def lookup_before(store, service, features: list[str], join_keys: list[str], flights: list) -> dict:

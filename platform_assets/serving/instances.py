@@ -61,6 +61,23 @@ class Flight:
     sched_dep_dow: int
     instance: dict[str, Any]
 
+    @classmethod
+    def from_event(cls, row: dict[str, Any]) -> Flight:
+        """A flight as the request parser would give it, from a row of flight_training_events."""
+        return cls(
+            flight_id=row["flight_id"],
+            flight_date=row["event_timestamp"].date().isoformat(),
+            event_timestamp=row["event_timestamp"],
+            origin=row["origin"],
+            dest=row["dest"],
+            carrier=row["carrier"],
+            tailnum=row["tailnum"],
+            distance=row["distance"],
+            sched_dep_hour=row["sched_dep_hour"],
+            sched_dep_dow=row["sched_dep_dow"],
+            instance={},
+        )
+
     @property
     def route(self) -> str:
         return f"{self.origin}-{self.dest}"

@@ -50,19 +50,7 @@ def flights(feast_home: Path) -> list[Flight]:
 
 
 def _flight(row: dict[str, Any]) -> Flight:
-    return Flight(
-        flight_id=row["flight_id"],
-        flight_date=row["event_timestamp"].date().isoformat(),
-        event_timestamp=row["event_timestamp"],
-        origin=row["origin"],
-        dest=row["dest"],
-        carrier=row["carrier"],
-        tailnum=row["tailnum"],
-        distance=row["distance"],
-        sched_dep_hour=row["sched_dep_hour"],
-        sched_dep_dow=row["sched_dep_dow"],
-        instance={},
-    )
+    return Flight.from_event(row)
 
 
 def one_at_a_time(store: FeatureStore, flights: list[Flight]) -> dict[str, list[Any]]:
