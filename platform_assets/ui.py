@@ -76,10 +76,16 @@ def main(extra: Sequence[str] = ()) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(started)
+
+
+def stop(processes: Sequence[subprocess.Popen], timeout: float = 30) -> None:
+    """SIGTERM every process, then wait; one still up after `timeout` seconds is killed."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

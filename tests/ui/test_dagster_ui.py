@@ -105,7 +105,7 @@ def servers(replay: dict) -> Iterator[str]:
         "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{replay['reports_port']}",
     }
     from platform_assets.core.paths import PlatformPaths
-    from platform_assets.ui import reports_server
+    from platform_assets.ui import reports_server, stop
 
     started = [
         subprocess.Popen(
@@ -122,15 +122,8 @@ def servers(replay: dict) -> Iterator[str]:
         wait_http(f"http://127.0.0.1:{port}/server_info", 120, started[0])
         yield f"http://127.0.0.1:{port}"
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                # Seen once on a loaded machine: http.server still up 30 s after SIGTERM.
-                process.kill()
-                process.wait(timeout=30)
+        # make ui's own shutdown (a server still up 30 s after SIGTERM was seen once under load).
+        stop(started)
 
 
 @pytest.fixture(scope="module")
