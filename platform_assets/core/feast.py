@@ -60,8 +60,18 @@ def _nullable_ints(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype 
     }.get(arrow_type)
 
 
+def timestamp_column(view: str) -> str:
+    """Column holding the event timestamp of the `view` row a point-in-time join used."""
+    return f"{view}_timestamp"
+
+
 def historical_features(
-    store: FeatureStore, entity_df: pd.DataFrame, service: str, *, feast_join: bool = False
+    store: FeatureStore,
+    entity_df: pd.DataFrame,
+    service: str,
+    *,
+    feast_join: bool = False,
+    feature_timestamps: bool = False,
 ) -> pd.DataFrame:
     """Point-in-time join of the service's features onto entity_df (training and batch scoring).
 
@@ -70,6 +80,8 @@ def historical_features(
     names: a feature comes from the latest row at or before event_timestamp and within the view's
     TTL, else it is null. Integer features keep nullable integer dtypes. `feast_join=True` joins
     through Feast's offline store even where `_asof_join` applies (the tests compare both).
+    `feature_timestamps=True` adds, per view, the event timestamp of the row used
+    (`timestamp_column(view)`, null where none was within the TTL): the lineage of each row.
     """
     required = ["event_timestamp", *service_join_keys(store, service)]
     missing = [c for c in required if c not in entity_df.columns]
@@ -77,19 +89,33 @@ def historical_features(
         raise ValueError(f"entity_df lacks column(s) {missing} needed by feature service {service!r}")
     frame = entity_df.reset_index(drop=True).assign(**{_ROW: np.arange(len(entity_df))})
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
-    table = None if feast_join else _asof_join(store, frame, service)
+    table = None if feast_join else _asof_join(store, frame, service, feature_timestamps)
+    stamps = None
     if table is None:
         feature_service = store.get_feature_service(service)
         table = store.get_historical_features(entity_df=frame, features=feature_service).to_arrow()
+        if feature_timestamps:
+            # Feast's join does not return them: the same rule, applied to the views' files.
+            import polars as pl
+
+            from platform_assets.core.lineage import feature_timestamps as stamps_of
+
+            stamps = stamps_of(store, service, pl.from_pandas(frame)).to_pandas()
     joined = table.to_pandas(types_mapper=_nullable_ints)
     if len(joined) != len(frame):
         raise AssertionError(f"point-in-time join returned {len(joined)} rows for {len(frame)} entity rows")
     joined = joined.sort_values(_ROW, kind="stable").reset_index(drop=True)
     columns = [*entity_df.columns, *service_features(store, service)]
+    if stamps is not None:
+        return pd.concat([joined[columns], stamps], axis=1)
+    if feature_timestamps:
+        columns += [timestamp_column(view.name) for view in service_views(store, service)]
     return joined[columns]
 
 
-def _asof_join(store: FeatureStore, frame: pd.DataFrame, service: str) -> pa.Table | None:
+def _asof_join(
+    store: FeatureStore, frame: pd.DataFrame, service: str, feature_timestamps: bool = False
+) -> pa.Table | None:
     """Feast's point-in-time join as one DuckDB ASOF JOIN per view, where Feast's DuckDB offline
     store would read the same local parquet files; None where it would not (another offline store,
     remote files, field mappings, created timestamps), and Feast joins.
@@ -131,6 +157,8 @@ def _asof_join(store: FeatureStore, frame: pd.DataFrame, service: str) -> pa.Tab
         ttl = int(view.ttl.total_seconds()) if view.ttl else 0
         live = f"{alias}.{ts} >= e.event_timestamp - interval {ttl} second" if ttl else "true"
         selects += [f"case when {live} then {alias}.{n} end as {n}" for n in names]
+        if feature_timestamps:
+            selects.append(f"case when {live} then {alias}.{ts} end as {_quote(timestamp_column(view.name))}")
     import duckdb
 
     with duckdb.connect() as con:

@@ -18,18 +18,16 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 
-def timestamp_column(view: str) -> str:
-    """Column of a prediction row holding the event timestamp of the `view` row it was scored with."""
-    return f"{view}_timestamp"
-
-
 def feature_timestamps(store: FeatureStore, service: str, entities: pl.DataFrame) -> pl.DataFrame:
     """For each view of the service, the event_timestamp of the row a point-in-time join takes for
     each entity row, in the entities' order: the newest at or before `event_timestamp` within the
-    view's TTL (Feast's rule), null where there is none (the features are then missing too)."""
+    view's TTL (Feast's rule), null where there is none (the features are then missing too).
+
+    `historical_features(..., feature_timestamps=True)` returns these from its own DuckDB join; this
+    serves the stores where Feast joins, which does not return them."""
     import polars as pl
 
-    from platform_assets.core.feast import service_views
+    from platform_assets.core.feast import service_views, timestamp_column
 
     rows = entities.select("event_timestamp", pl.int_range(pl.len()).alias("__row"))
     out = []

@@ -817,7 +817,6 @@ def build_predictions_asset(
 
         from platform_assets.core.feast import historical_features
         from platform_assets.core.features import flight_events
-        from platform_assets.core.lineage import feature_timestamps
         from platform_assets.core.paths import write_parquet_atomic
         from platform_assets.core.registry import alias_version
         from platform_assets.core.tabular.pyfunc import predict_version
@@ -832,11 +831,11 @@ def build_predictions_asset(
         events = flight_events(paths, [month], spec.label)
         if events.is_empty():
             raise dg.Failure(f"no flights for {month} in {paths.feature_tables}")
-        store = feast.store()
-        features = historical_features(store, events.to_pandas(), spec.feature_service)
+        # With, per feature view, the event timestamp of the row each prediction was scored with.
+        features = historical_features(
+            feast.store(), events.to_pandas(), spec.feature_service, feature_timestamps=True
+        )
         proba = predict_version(spec.name, str(version.version), features)
-        # Lineage: the event timestamp of the row each feature view gave each prediction.
-        stamps = feature_timestamps(store, spec.feature_service, events)
         # The prediction log keeps the features and the label beside each score: drift reports
         # and audits read exactly what the model saw.
         predictions = pl.from_pandas(features).with_columns(
@@ -849,7 +848,6 @@ def build_predictions_asset(
             pl.lit(spec.feature_service).alias("feature_service"),
             pl.lit(version.tags.get("training_window", "")).alias("training_window"),
             pl.lit(context.run.run_id).alias("dagster_run_id"),
-            *stamps.get_columns(),
         )
         target = paths.predictions_file(month, name)
         write_parquet_atomic(predictions, target)
@@ -917,9 +915,8 @@ def build_drift_report_asset(
         reference = pl.read_parquet(model.tags["training_data_path"])
         numeric, categorical = spec.columns.features(reference)
 
-        current = deterministic_sample(
-            scored.filter(pl.col(spec.label).is_not_null()).to_pandas(), config.sample_rows
-        )
+        labelled_month = scored.filter(pl.col(spec.label).is_not_null())
+        current = deterministic_sample(labelled_month.to_pandas(), config.sample_rows)
         baseline = deterministic_sample(reference.to_pandas(), config.sample_rows)
         baseline[spec.prediction] = predict_version(spec.name, version, baseline)
 
@@ -936,7 +933,6 @@ def build_drift_report_asset(
         )
         # The retraining decision reads the whole month, not Evidently's sample: every labelled
         # flight, with a seeded bootstrap interval (milliseconds per resample).
-        labelled_month = scored.filter(pl.col(spec.label).is_not_null())
         y, p = labelled_month[spec.label].to_numpy(), labelled_month[spec.prediction].to_numpy()
         auc = rank_auc(y, p)
         auc_low, auc_high = auc_interval(y, p, resamples=constants.AUC_INTERVAL_RESAMPLES)

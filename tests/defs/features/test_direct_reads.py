@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from feast import FeatureStore
 
-from platform_assets.core.feast import OnlineReader, _asof_join, historical_features
+from platform_assets.core.feast import OnlineReader, _asof_join, historical_features, service_views
 from platform_assets.core.features import FLIGHT_COLUMNS
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.delay_model.spec import MODEL
@@ -139,3 +139,21 @@ def test_asof_join_returns_what_feasts_point_in_time_join_returns(
     assert list(asof["flight_id"]) == list(entity_df["flight_id"])
     features = asof.columns[len(entity_df.columns):]
     assert asof[features].notna().mean().min() > 0 and asof[features].isna().any().any()
+
+    # The feature timestamps of each row (lineage): the DuckDB join's own, and on the Feast path the
+    # same rule applied to the views' files; null exactly where a view's features are all missing.
+    stamped = historical_features(store, entity_df, MODEL.feature_service, feature_timestamps=True)
+    stamped_feast = historical_features(
+        store, entity_df, MODEL.feature_service, feast_join=True, feature_timestamps=True
+    )
+    stamps = [f"{view.name}_timestamp" for view in service_views(store, MODEL.feature_service)]
+    assert list(stamped.columns[-len(stamps):]) == stamps
+    pd.testing.assert_frame_equal(stamped[stamps], stamped_feast[stamps], check_dtype=False)
+    pd.testing.assert_frame_equal(stamped.drop(columns=stamps), asof)
+    for projection in store.get_feature_service(MODEL.feature_service).feature_view_projections:
+        stamp = stamped[f"{projection.name}_timestamp"]
+        features = stamped[[f.name for f in projection.features]]
+        assert (stamp.dropna() <= stamped.loc[stamp.notna(), "event_timestamp"]).all()
+        assert features[stamp.isna()].isna().all().all()
+    # The null tail numbers and the unknown carrier have no row: their views' timestamps are null.
+    assert stamped["plane_facts_timestamp"].isna().any() and stamped["carrier_daily_timestamp"].isna().any()
