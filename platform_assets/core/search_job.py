@@ -115,10 +115,12 @@ def build_search_job(
         context: dg.OpExecutionContext, mlflow_store: MLflowResource, plans: list[dict]
     ) -> dg.Output[dict]:
         """The winner over every worker's trials, logged on the parent run; train it with search_study."""
-        from platform_assets.core.search import create_study, outcome
+        import optuna
+
+        from platform_assets.core.search import outcome
 
         plan = plans[0]
-        study = create_study(plan["study"], plan["seed"], _budget(plan), storage=plan["storage"])
+        study = optuna.load_study(study_name=plan["study"], storage=plan["storage"])
         found = outcome(study, DEFAULT_PARAMS, SearchSpace())
         recipe = found.best_params.as_mlflow_params()
         client = mlflow_store.client()
@@ -153,9 +155,15 @@ def build_search_job(
 
 def study_recipe(paths: PlatformPaths, study_name: str, base: TrainParams) -> TrainParams:
     """The winning recipe of a finished study, with `base`'s ensemble size, seed and device."""
-    from platform_assets.core.search import create_study, outcome
+    import optuna
 
-    study = create_study(study_name, base.seed, SearchBudget(), storage=study_storage(paths))
-    if not study.trials:
-        raise dg.Failure(f"Optuna study {study_name!r} has no trials in {study_storage(paths)}")
+    from platform_assets.core.search import outcome
+
+    storage = study_storage(paths)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        study = None  # no such study: nothing is created by looking
+    if study is None or not study.trials:
+        raise dg.Failure(f"Optuna study {study_name!r} has no trials in {storage}")
     return outcome(study, base, SearchSpace()).best_params
