@@ -192,18 +192,18 @@ def replay_summary(
     # M(m): the model trained on the window before m, as a retrain on m's report trains it.
     model_of: dict[str, str] = {}
     scorers: dict[str, Any] = {}
+    registered: set[str] = set()  # names that are registered versions (the rest trained here)
     for month in months:
         window = retrain_policy.training_window(month)
         if window is None:
             raise dg.Failure(f"no {retrain_policy.window_months}-month window before {month}")
-        if window == initial_window:
-            name = first_version
-        else:
-            name = registered_version(client, window, params) or f"trained here on {window}"
+        version = first_version if window == initial_window else registered_version(client, window, params)
+        name = version or f"trained here on {window}"
         model_of[month] = name
         if name in scorers:
             continue
-        if name[0].isdigit():
+        if version is not None:
+            registered.add(name)
             scorers[name] = lambda frame, v=name: predict_version(v, frame)
         else:
             train = pl.concat([month_features(paths, initial_set, m) for m in window.months])
@@ -213,7 +213,7 @@ def replay_summary(
     scores: dict[tuple[str, str], MonthScore] = {}
     for k, start in enumerate(months):
         model = model_of[start]
-        if any(key[0] == model for key in scores):
+        if (model, start) in scores:  # the same model as an earlier month's (a window repeats)
             continue
         for month in months[k:]:
             y = labelled[month][TARGET].to_numpy()
@@ -226,7 +226,7 @@ def replay_summary(
                 y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
     holdout = {}
     for month, model in model_of.items():
-        tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model[0].isdigit() else None
+        tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model in registered else None
         # The gate's held-out month of M(m) is m; the tag keeps 5 decimals.
         holdout[model] = float(tag) if tag else round(scores[(model, month)].auc, 5)
 
@@ -247,7 +247,7 @@ def replay_summary(
                 "auc_drift_policy": rank_auc(y, scored[PREDICTION].to_numpy()),
                 "auc_frozen": scores[(model_of[months[0]], month)].auc,
                 "auc_monthly": scores[(model_of[month], month)].auc,
-                "monthly_model": f"v{model_of[month]} (registered)" if model_of[month][0].isdigit() else model_of[month],
+                "monthly_model": f"v{model_of[month]} (registered)" if model_of[month] in registered else model_of[month],
                 "rows": len(y),
             }
         )
