@@ -6,7 +6,6 @@ that is known only after departure."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,23 +72,3 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# Raw files behind the feature tables: monthly ones per month, reference tables whole.
-MONTHLY_RAW_TABLES = ("flights", "weather")
-REFERENCE_RAW_TABLES = ("planes", "airports", "airlines")
-
-
-def raw_lineage(paths: PlatformPaths, months: Sequence[str]) -> str:
-    """Every raw source file (and its sha256) behind the validated tables the months' features come
-    from, as JSON: flights and weather of each month, and the reference tables."""
-    import polars as pl
-
-    validated = [(t, paths.validated_file(t, m)) for t in MONTHLY_RAW_TABLES for m in months]
-    validated += [(t, paths.validated_file(t)) for t in REFERENCE_RAW_TABLES]
-    sources: set[tuple[str, str, str]] = set()
-    for table, file in validated:
-        if file.exists():
-            frame = pl.read_parquet(file, columns=["_source_file", "_source_sha256"]).unique()
-            sources.update((table, Path(f).name, h) for f, h in frame.iter_rows())
-    return json.dumps([{"table": t, "file": f, "sha256": h} for t, f, h in sorted(sources)])

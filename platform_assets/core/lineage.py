@@ -55,24 +55,43 @@ def feature_timestamps(store: FeatureStore, service: str, entities: pl.DataFrame
     return pl.concat(out, how="horizontal") if out else pl.DataFrame()
 
 
+# Raw files behind the feature tables: monthly ones per month, reference tables whole.
+MONTHLY_RAW_TABLES = ("flights", "weather")
+REFERENCE_RAW_TABLES = ("planes", "airports", "airlines")
+
+
 def raw_partitions(paths: PlatformPaths, months: Sequence[str]) -> pl.DataFrame:
-    """One row per validated partition file behind the months' features, with the raw file(s) it was
-    validated from and their sha256: flights and weather per month, and the reference tables."""
+    """One row per validated partition file behind the months' features and raw file it was
+    validated from (with its sha256): flights and weather per month, and the reference tables."""
     import polars as pl
 
-    files = [paths.validated_file("flights", m) for m in months]
-    files += [paths.validated_file("weather", m) for m in months]
-    files += [paths.validated_file(t) for t in ("planes", "airports", "airlines")]
+    files = [(t, paths.validated_file(t, m)) for t in MONTHLY_RAW_TABLES for m in months]
+    files += [(t, paths.validated_file(t)) for t in REFERENCE_RAW_TABLES]
     frames = [
         pl.read_parquet(f, columns=["_source_file", "_source_sha256"])
         .unique()
-        .with_columns(pl.lit(str(f)).alias("validated_file"))
-        for f in files
+        .with_columns(pl.lit(table).alias("table"), pl.lit(str(f)).alias("validated_file"))
+        for table, f in files
         if f.exists()
     ]
     return pl.concat(frames).rename({"_source_file": "raw_file", "_source_sha256": "raw_sha256"}).sort(
         "validated_file", "raw_file"
     )
+
+
+def raw_files_json(partitions: pl.DataFrame) -> str:
+    """The raw files of `raw_partitions` as JSON (the model version's `raw_files` tag): table, file
+    name and sha256, once each."""
+    from pathlib import Path
+
+    rows = {(t, Path(f).name, h) for t, f, h in partitions.select("table", "raw_file", "raw_sha256").iter_rows()}
+    return json.dumps([{"table": t, "file": f, "sha256": h} for t, f, h in sorted(rows)])
+
+
+def raw_lineage(paths: PlatformPaths, months: Sequence[str]) -> str:
+    """Every raw source file (and its sha256) behind the validated tables the months' features come
+    from, as JSON: flights and weather of each month, and the reference tables."""
+    return raw_files_json(raw_partitions(paths, months))
 
 
 def write_model_lineage(

@@ -496,8 +496,8 @@ def build_training_assets(
         import mlflow
         import polars as pl
 
-        from platform_assets.core.features import file_sha256, raw_lineage
-        from platform_assets.core.lineage import write_model_lineage
+        from platform_assets.core.features import file_sha256
+        from platform_assets.core.lineage import raw_files_json, write_model_lineage
         from platform_assets.core.registry import version_with_recipe
         from platform_assets.core.tabular.params import RUNTIME_PARAMS
         from platform_assets.core.tabular.preprocessing import labelled
@@ -603,7 +603,8 @@ def build_training_assets(
             mlflow.set_tags({"device": result.device, "validation_start": result.validation_start})
             info = log_model(result, frame.head(256), registered_name=spec.name)
         version = str(info.registered_model_version)
-        lineage = raw_lineage(paths, window.months)
+        # One read of the validated partitions: the lineage table and the raw_files tag.
+        lineage = raw_files_json(write_model_lineage(paths, spec.name, version, window.months, str(source)))
         version_tags = {
             **tags,
             "mlflow_run_id": run.info.run_id,
@@ -613,7 +614,6 @@ def build_training_assets(
             "training_start_month": window.start,
             "training_end_month": window.end,
         }
-        write_model_lineage(paths, spec.name, version, window.months, str(source))
         for key, value in version_tags.items():
             client.set_model_version_tag(spec.name, version, key, value)
         client.set_registered_model_alias(spec.name, CANDIDATE, version)

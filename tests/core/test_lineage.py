@@ -3,7 +3,7 @@ from pathlib import Path
 
 import polars as pl
 
-from platform_assets.core.features import raw_lineage
+from platform_assets.core.lineage import raw_lineage
 from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
 
 
