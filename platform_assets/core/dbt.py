@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import sys
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,35 @@ def dbt_project() -> DbtProject:
     return DbtProject(
         project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=settings().dbt_target
     )
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def build_target(root: Path, step: str) -> Path:
+    """A new target folder for one dbt build, seeded with the last build's partial parse.
+
+    dagster-dbt gives each invocation its own target path and seeds it from the project's
+    `target/partial_parse.msgpack` (written by `dbt parse` for the manifest). That file's profile is
+    the one the manifest was parsed with; a build under another PLATFORM_HOME or FEATURES_ROOT
+    renders a different profile, so dbt discarded it and parsed the whole project again on every
+    build (about 2 s). Seeding from the previous build of this home keeps a profile that matches.
+    """
+    target = root / f"{step}-{uuid.uuid4().hex[:8]}"
+    target.mkdir(parents=True)
+    kept = root / PARTIAL_PARSE
+    if kept.exists():
+        shutil.copyfile(kept, target / PARTIAL_PARSE)
+    return target
+
+
+def keep_partial_parse(target: Path) -> None:
+    """After a build: its partial parse becomes the one the next build starts from (atomically)."""
+    fresh = target / PARTIAL_PARSE
+    if fresh.exists():
+        staged = target.parent / f".{PARTIAL_PARSE}.{uuid.uuid4().hex}.tmp"
+        shutil.copyfile(fresh, staged)
+        os.replace(staged, target.parent / PARTIAL_PARSE)
 
 
 def dbt_executable() -> str:

@@ -51,6 +51,12 @@ class PlatformPaths:
         return self.warehouse_dir / "warehouse.duckdb"
 
     @property
+    def dbt_target(self) -> Path:
+        """dbt's target folders: one per build (its logs and run results), and the partial parse
+        (partial_parse.msgpack) the next build starts from."""
+        return self.warehouse_dir / "dbt_target"
+
+    @property
     def feature_tables(self) -> Path:
         return self.features_root or self.warehouse_dir / "features"
 

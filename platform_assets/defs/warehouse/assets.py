@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from platform_assets.core.constants import WAREHOUSE_POOL
-from platform_assets.core.dbt import dbt_project, translator
+from platform_assets.core.dbt import build_target, dbt_project, keep_partial_parse, translator
 from platform_assets.core.partitions import monthly_partitions
 from platform_assets.core.resources import PlatformPathsResource
 
@@ -33,4 +33,8 @@ def warehouse_models(
     # window (--vars would re-parse the whole project on every build, about 2 s).
     paths.export_env()
     os.environ.update({"DBT_START_MONTH": window.start, "DBT_END_MONTH": window.end})
-    yield from dbt.cli(["build"], context=context).stream()
+    target = build_target(paths.dbt_target, f"warehouse_models-{context.run_id[:8]}")
+    try:
+        yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    finally:
+        keep_partial_parse(target)

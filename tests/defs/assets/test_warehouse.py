@@ -53,3 +53,10 @@ def test_monthly_dbt_builds_grow_the_mart_and_rebuilding_a_month_is_idempotent(
     build_month(platform_home, raw_dir, "2013-02")
     assert fct_flights_months(platform_home) == {"2013-01": SMALL_FLIGHT_ROWS, "2013-02": SMALL_FLIGHT_ROWS}
     assert (features / "feat_carrier_daily.parquet").read_bytes() == before
+
+    # Each build starts from the previous build's partial parse (kept under PLATFORM_HOME), so
+    # only the first build of a home may parse the whole project again.
+    logs = sorted(PlatformPaths(platform_home).dbt_target.glob("warehouse_models-*/dbt.log"), key=lambda p: p.stat().st_mtime)
+    assert len(logs) == 3
+    reparsed = ['"UnableToPartialParse"' in log.read_text() for log in logs]
+    assert reparsed[1:] == [False, False]
