@@ -55,15 +55,28 @@ def _numeric_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 def category_strings(values: pd.Series) -> pd.Series:
-    """Categories as text; integers stay integral ('7', not '7.0') whatever nulls did to the dtype."""
+    """Categories as text; integers stay integral ('7', not '7.0') whatever nulls did to the dtype.
+
+    Missing values are None. Vectorised: a per-value Python function cost most of a transform.
+    """
+    out = np.full(len(values), None, dtype=object)
     if pd.api.types.is_numeric_dtype(values):
         numbers = pd.to_numeric(values, errors="coerce")
-        return numbers.map(lambda v: None if pd.isna(v) else str(int(v)))
-    return (
-        values.astype(object)
-        .where(values.notna(), None)
-        .map(lambda v: None if v is None else str(v))
-    )
+        present = numbers.notna().to_numpy()
+        kept = numbers.to_numpy()[present]
+        if kept.dtype.kind == "f":
+            kept = np.trunc(kept)  # as int() truncates
+        out[present] = kept.astype(np.int64).astype(str)
+    else:
+        present = values.notna().to_numpy()
+        out[present] = values.to_numpy(dtype=object)[present].astype(str)
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def category_codes(values: pd.Series, vocab: Sequence[str]) -> np.ndarray:
+    """Each value's index in the vocabulary plus one; unseen and missing values get UNKNOWN (0)."""
+    index = pd.Index(vocab, dtype=object).get_indexer(category_strings(values))
+    return np.where(index < 0, UNKNOWN, index + 1).astype(np.int64)
 
 
 # Rank-to-normal output is clipped here (about +-3.1 sd): values beyond the training range map to
@@ -174,10 +187,7 @@ class Preprocessor:
         for column, vocab in self.vocabs.items():
             if column not in frame.columns:
                 raise KeyError(f"model input lacks categorical feature column {column!r}")
-            lookup = {v: i + 1 for i, v in enumerate(vocab)}
-            codes.append(
-                category_strings(frame[column]).map(lookup).fillna(UNKNOWN).to_numpy(np.int64)
-            )
+            codes.append(category_codes(frame[column], vocab))
         for j, edges in enumerate(self.bin_edges):
             bin_index = np.searchsorted(np.asarray(edges), matrix[:, j], side="right") + 1
             codes.append(np.where(missing[:, j], UNKNOWN, bin_index).astype(np.int64))

@@ -168,8 +168,8 @@ def replay_summary(
 
     from platform_assets.core.metrics import auc_interval
     from platform_assets.core.tabular.training import predict_proba
+    from platform_assets.core.tabular.parallel import fit_many
     from platform_assets.delay_model.registry import predict_version
-    from platform_assets.delay_model.training import fit
 
     paths = platform.paths
     months = scored_months(paths, config.first_month)
@@ -193,6 +193,7 @@ def replay_summary(
     model_of: dict[str, str] = {}
     scorers: dict[str, Any] = {}
     registered: set[str] = set()  # names that are registered versions (the rest trained here)
+    to_train: dict[str, pl.DataFrame] = {}
     for month in months:
         window = retrain_policy.training_window(month)
         if window is None:
@@ -200,15 +201,16 @@ def replay_summary(
         version = first_version if window == initial_window else registered_version(client, window, params)
         name = version or f"trained here on {window}"
         model_of[month] = name
-        if name in scorers:
+        if name in scorers or name in to_train:
             continue
         if version is not None:
             registered.add(name)
             scorers[name] = lambda frame, v=name: predict_version(v, frame)
         else:
-            train = pl.concat([month_features(paths, initial_set, m) for m in window.months])
-            trained = fit(train, params)
-            scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
+            to_train[name] = pl.concat([month_features(paths, initial_set, m) for m in window.months])
+    # The models no run registered train side by side, one worker process per core's share.
+    for name, trained in fit_many(to_train, params, MODEL.columns).items():
+        scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
 
     scores: dict[tuple[str, str], MonthScore] = {}
     for k, start in enumerate(months):

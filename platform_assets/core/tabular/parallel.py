@@ -1,0 +1,100 @@
+"""Several independent models trained at once, each fit in a worker process of its own.
+
+Training uses `configure_threads()` threads (half the cores, at most 4): a model this small gains
+nothing from more. A step that trains several models (the replay summary's monthly-policy models)
+leaves the other cores idle when it trains them one after another; here `cpu_count // threads`
+worker processes pull the fits from a shared list until none is left.
+
+Each worker runs exactly `training.fit` with the same thread count and seeds, so a model fitted
+here is the model a fit in the calling process gives (tested: identical weights). Workers are
+plain `python -m` subprocesses, not multiprocessing's spawn, which would first import the parent's
+`__main__` (the CLI, a Dagster code server, pytest).
+
+    python -m platform_assets.core.tabular.parallel FOLDER   # a worker; the parent starts them
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from platform_assets.core.tabular.params import TrainParams
+    from platform_assets.core.tabular.preprocessing import Columns
+    from platform_assets.core.tabular.training import FitResult
+
+
+def workers_for(fits: int) -> int:
+    from platform_assets.core.tabular.training import configure_threads
+
+    return max(1, min(fits, (os.cpu_count() or 1) // configure_threads()))
+
+
+def fit_many(
+    frames: Mapping[str, pl.DataFrame],
+    params: TrainParams,
+    columns: Columns,
+    workers: int | None = None,
+) -> dict[str, FitResult]:
+    """`training.fit(frame, params, columns)` for every named frame, `workers` processes at a time
+    (default: as many as the cores hold at the training thread count). One fit runs in-process."""
+    from platform_assets.core.tabular.training import fit
+
+    names = list(frames)
+    workers = workers_for(len(names)) if workers is None else max(1, min(workers, len(names)))
+    if workers == 1:
+        return {name: fit(frames[name], params, columns) for name in names}
+    with tempfile.TemporaryDirectory(prefix="fit-many-") as tmp:
+        folder = Path(tmp)
+        for i, name in enumerate(names):
+            with (folder / f"task-{i}.pkl").open("wb") as f:
+                pickle.dump((frames[name], params, columns), f, protocol=pickle.HIGHEST_PROTOCOL)
+        logs = [folder / f"worker-{w}.log" for w in range(workers)]
+        procs = []
+        for log in logs:
+            with log.open("wb") as sink:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(folder)], stdout=sink, stderr=subprocess.STDOUT
+                ))
+        failed = [(p.wait(), log) for p, log in zip(procs, logs)]
+        results: dict[str, FitResult] = {}
+        for i, name in enumerate(names):
+            result = folder / f"result-{i}.pkl"
+            if not result.exists():
+                tails = "\n".join(
+                    f"worker exit {code}: {log.read_text(errors='replace')[-2000:]}" for code, log in failed if code
+                )
+                raise RuntimeError(f"fitting {name!r} in a worker process failed\n{tails}")
+            with result.open("rb") as f:
+                results[name] = pickle.load(f)
+        return results
+
+
+def work(folder: Path) -> None:
+    """Claim tasks (an exclusive create of task-N.claim) until none is left; fit each."""
+    from platform_assets.core.tabular.training import fit
+
+    for task in sorted(folder.glob("task-*.pkl"), key=lambda p: int(p.stem.split("-")[1])):
+        try:
+            os.close(os.open(task.with_suffix(".claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        with task.open("rb") as f:
+            frame, params, columns = pickle.load(f)
+        result = fit(frame, params, columns)
+        staged = folder / f".{task.stem}.result.tmp"
+        with staged.open("wb") as f:
+            pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(staged, folder / f"result-{task.stem.split('-')[1]}.pkl")
+
+
+if __name__ == "__main__":
+    work(Path(sys.argv[1]))

@@ -1,0 +1,56 @@
+"""Fits in worker processes (core.tabular.parallel) are the fits the calling process makes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from platform_assets.core.tabular.parallel import fit_many
+from platform_assets.core.tabular.params import TrainParams
+from platform_assets.core.tabular.preprocessing import Columns
+from platform_assets.core.tabular.training import fit
+
+COLUMNS = Columns(label="y", categorical=("carrier",), exclude=frozenset({"flight_id"}))
+PARAMS = TrainParams(hidden_sizes=(8,), max_epochs=4, min_epochs=2, ensemble_size=2, validation_days=3, device="cpu")
+
+
+def frame(seed: int, rows: int = 3000) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    carrier = rng.choice(["AA", "B6", "DL"], rows)
+    logit = 1.5 * x + (carrier == "B6") - 0.5
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    return pl.DataFrame({
+        "flight_id": np.arange(rows),
+        "event_timestamp": [start + timedelta(minutes=20 * i) for i in range(rows)],
+        "x": x,
+        "carrier": carrier,
+        "y": (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int8),
+    })
+
+
+def test_fits_in_worker_processes_equal_fits_in_process() -> None:
+    frames = {"a": frame(1), "b": frame(2), "c": frame(3)}
+    parallel = fit_many(frames, PARAMS, COLUMNS, workers=2)
+    assert list(parallel) == ["a", "b", "c"]
+    for name, data in frames.items():
+        alone = fit(data, PARAMS, COLUMNS)
+        got = parallel[name]
+        assert got.preprocessor == alone.preprocessor
+        assert got.best_epochs == alone.best_epochs
+        expected = alone.model.state_dict()
+        for key, value in got.model.state_dict().items():
+            assert torch.equal(value, expected[key]), (name, key)
+    # Different data, different models: the results are not one fit copied three times.
+    assert not torch.equal(parallel["a"].model.state_dict()["members.0.mlp.0.weight"],
+                           parallel["b"].model.state_dict()["members.0.mlp.0.weight"])
+
+
+def test_a_failing_fit_names_its_model_and_the_worker_error() -> None:
+    empty = frame(1).clear()
+    with pytest.raises(RuntimeError, match=r"(?s)fitting 'broken'.*training set is empty"):
+        fit_many({"ok": frame(1), "broken": empty}, PARAMS, COLUMNS, workers=2)
