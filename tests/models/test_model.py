@@ -13,7 +13,7 @@ import torch
 from platform_assets.core.evaluation import EvaluationReport
 from platform_assets.core.model_assets import gate_result
 from platform_assets.core.tabular.params import TrainParams
-from platform_assets.core.tabular.preprocessing import Preprocessor, labelled, split_by_time
+from platform_assets.core.tabular.preprocessing import Preprocessor, category_codes, category_strings, labelled, split_by_time
 from platform_assets.core.tabular.pyfunc import log_model, signature_input
 from platform_assets.core.tabular.training import BatchedEnsemble, predict_proba
 from platform_assets.delay_model.spec import MODEL
@@ -55,6 +55,30 @@ def test_preprocessing_ranks_bins_flags_missing_and_maps_unknown_categories() ->
     assert codes[:, 1].tolist() == [3, 0, 1, 1, 4, 4, 2]
     assert pre.cardinalities == [3, 5] and pre.n_inputs == 2
     assert Preprocessor.from_dict(pre.to_dict()) == pre
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # integers stay integral whatever nulls did to the dtype; int() truncates toward zero
+        (pd.Series([1.0, None, 7.9, -2.5, 3.0]), ["1", None, "7", "-2", "3"]),
+        (pd.Series([5, 17], dtype="int32"), ["5", "17"]),
+        (pd.Series(pd.array([1, None, 5], dtype="Int64")), ["1", None, "5"]),
+        (pd.Series([True, False]), ["1", "0"]),
+        (pd.Series(["EWR", None, float("nan"), "JFK"]), ["EWR", None, None, "JFK"]),
+        (pd.Series(["x", 3, None], dtype=object), ["x", "3", None]),
+        (pd.Series(pd.array(["a", None], dtype="string")), ["a", None]),
+    ],
+)
+def test_category_strings_are_text_or_none(values: pd.Series, expected: list) -> None:
+    got = category_strings(values).tolist()
+    assert got == expected
+    assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+def test_category_codes_are_vocabulary_positions_from_one_and_zero_otherwise() -> None:
+    codes = category_codes(pd.Series([7.0, None, 3.0, 12.0, 7.0]), ["12", "3", "7"])
+    assert codes.tolist() == [3, 0, 2, 1, 3] and codes.dtype == np.int64
 
 
 def test_time_split_never_validates_on_the_past(synthetic_world) -> None:
