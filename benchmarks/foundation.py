@@ -31,15 +31,14 @@ def step_seconds(result: dg.ExecuteInProcessResult, step: str) -> float:
 
 def platform_run(home: Path) -> dict[str, float]:
     os.environ["PLATFORM_HOME"] = str(home)
-    from dagster_dbt import DbtCliResource
 
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
-    from platform_assets.core.dbt import dbt_executable, dbt_project
+    from platform_assets.core.dbt import dbt_resource
     from platform_assets.core.environment import platform_resources
 
-    resources = {**platform_resources(), "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())}
+    resources = {**platform_resources(), "dbt": dbt_resource()}
     assets = [*raw_assets, *validated_assets, warehouse_models]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     dims = ["raw_planes", "planes", "raw_airports", "airports", "raw_airlines", "airlines"]

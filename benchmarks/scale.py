@@ -69,11 +69,9 @@ def run_step(step: str, home: Path, raw: Path, factor: int) -> tuple[float, floa
         return time.perf_counter() - started, cpu_seconds() - cpu
 
     import dagster as dg
-    from dagster_dbt import DbtCliResource
 
-    from platform_assets.core.dbt import dbt_executable, dbt_project
+    from platform_assets.core.dbt import dbt_resource
     from platform_assets.core.resources import shared_resources
-    from platform_assets.core.settings import settings
     from platform_assets.defs.features.assets import feast_registry, online_features, training_set
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.ingestion.resources import RawSourceResource
@@ -84,7 +82,7 @@ def run_step(step: str, home: Path, raw: Path, factor: int) -> tuple[float, floa
     resources = {
         **shared_resources(),
         "raw_source": RawSourceResource(data_dir=str(raw)),
-        "dbt": DbtCliResource(project_dir=dbt_project(), target=settings().dbt_target, dbt_executable=dbt_executable()),
+        "dbt": dbt_resource(),
     }
     window = {"dagster/asset_partition_range_start": WINDOW[0], "dagster/asset_partition_range_end": WINDOW[1]}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -7,16 +7,15 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from platform_assets.core.dbt import dbt_executable, dbt_project
+from platform_assets.core.dbt import dbt_resource
 from platform_assets.defs.warehouse.assets import warehouse_models
 from tests.defs.assets.helpers import resources
 
 
 def main() -> None:
     home, raw_dir, month = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-    dbt = DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable())
+    dbt = dbt_resource("local")
     result = dg.materialize(
         [warehouse_models], partition_key=month, resources={**resources(home, raw_dir), "dbt": dbt}, raise_on_error=False
     )

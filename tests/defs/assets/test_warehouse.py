@@ -4,10 +4,9 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-from dagster_dbt import DbtCliResource
 
 from platform_assets.defs.warehouse.assets import warehouse_models
-from platform_assets.core.dbt import dbt_executable, dbt_project
+from platform_assets.core.dbt import dbt_executable, dbt_resource, installed_dbt_version
 from platform_assets.core.paths import PlatformPaths
 
 from tests.conftest import SMALL_FLIGHT_ROWS
@@ -19,7 +18,7 @@ REFERENCE = ["raw_planes", "planes", "raw_airports", "airports", "raw_airlines",
 
 def build_month(home: Path, raw_dir: Path, month: str) -> dg.ExecuteInProcessResult:
     materialize(UPSTREAM, home, raw_dir, month)
-    dbt = DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable())
+    dbt = dbt_resource("local")
     return dg.materialize(
         [warehouse_models], partition_key=month, resources={**resources(home, raw_dir), "dbt": dbt}
     )
@@ -60,3 +59,17 @@ def test_monthly_dbt_builds_grow_the_mart_and_rebuilding_a_month_is_idempotent(
     assert len(logs) == 3
     reparsed = ['"UnableToPartialParse"' in log.read_text() for log in logs]
     assert reparsed[1:] == [False, False]
+
+
+def test_the_dbt_resource_knows_the_version_dbt_prints_without_asking_dbt(tmp_path: Path) -> None:
+    import subprocess
+
+    printed = subprocess.check_output([dbt_executable(), "--version"], text=True)
+    resource = dbt_resource("local")
+    assert resource.dbt_executable == dbt_executable()
+    assert f"installed: {resource._cli_version}" in printed
+    # Another executable is asked (once per process): a script that prints a version.
+    fake = tmp_path / "dbt"
+    fake.write_text("#!/bin/sh\necho 'Core:\n  - installed: 9.8.7'\n")
+    fake.chmod(0o755)
+    assert str(installed_dbt_version(str(fake))) == "9.8.7"

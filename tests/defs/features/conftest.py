@@ -6,14 +6,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from dagster_dbt import DbtCliResource
 
 from platform_assets.core.resources import FeastResource
 from platform_assets.defs.ingestion.assets import raw_assets
 from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.validation.assets import validated_assets
 from platform_assets.defs.warehouse.assets import warehouse_models
-from platform_assets.core.dbt import dbt_executable, dbt_project
+from platform_assets.core.dbt import dbt_resource
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.core.resources import PlatformPathsResource
 
@@ -41,7 +40,7 @@ def feature_tables(
     resources = {
         "platform": PlatformPathsResource(home=str(home)),
         "raw_source": RawSourceResource(data_dir=str(raw)),
-        "dbt": DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable()),
+        "dbt": dbt_resource("local"),
     }
     upstream = [*raw_assets, *validated_assets]
     with pytest.MonkeyPatch.context() as env:
