@@ -119,7 +119,11 @@ def objective(
     import mlflow
     import optuna
 
-    from platform_assets.core.tabular.training import fit
+    from platform_assets.core.tabular.training import prepare, train_loop
+
+    # The space leaves the split and the preprocessing alone (validation days, seed): every trial
+    # trains on the same tensors, prepared once rather than once per trial.
+    preprocessor, train, valid, _ = prepare(frame, base, columns)
 
     def run(trial: optuna.Trial) -> float:
         params = replace(space.suggest(trial, base), ensemble_size=budget.trial_ensemble_size)
@@ -141,7 +145,7 @@ def objective(
         ):
             mlflow.log_params({**params.as_mlflow_params(), "trial": trial.number})
             try:
-                result: FitResult = fit(frame, params, columns, on_epoch_end=on_epoch_end)
+                result: FitResult = train_loop(train, valid, preprocessor, params, on_epoch_end=on_epoch_end)
             except optuna.TrialPruned:
                 mlflow.set_tag("optuna_state", "PRUNED")
                 raise
