@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from platform_assets.core.tables import TableSpec
@@ -61,6 +62,9 @@ class RawFile:
     @cached_property
     def by_month(self) -> dict[str | None, pl.DataFrame]:
         """Rows per 'YYYY-MM' key (None: year or month missing), split once however many months land."""
+        runs = _month_runs(self.frame)
+        if runs is not None:
+            return runs
         # split on the integers, not on a 'YYYY-MM' string formatted for every row (a third less CPU
         # on 3.4M rows); rows missing year or month gather under None
         parts: dict[str | None, list[pl.DataFrame]] = {}
@@ -71,6 +75,22 @@ class RawFile:
             key: pl.concat(frames).sort("_source_row") if len(frames) > 1 else frames[0]
             for key, frames in parts.items()
         }
+
+
+def _month_runs(frame: pl.DataFrame) -> dict[str | None, pl.DataFrame] | None:
+    """Rows per month as slices of the frame (no copy) when every month's rows are one run of
+    consecutive rows, as in a file sorted by date; None when they are not, or a year or month is
+    missing: then `by_month` partitions the rows."""
+    year, month = frame.get_column("year"), frame.get_column("month")
+    if year.has_nulls() or month.has_nulls():
+        return None
+    changed = (pl.col("year") != pl.col("year").shift(1)) | (pl.col("month") != pl.col("month").shift(1))
+    starts = frame.select(pl.arg_where(changed.fill_null(True))).to_series().to_list()
+    keys = [f"{y}-{m:02d}" for y, m in zip(year.gather(starts), month.gather(starts), strict=True)]
+    if len(set(keys)) != len(keys):  # a month comes back after another one
+        return None
+    ends = [*starts[1:], frame.height]
+    return {key: frame.slice(start, end - start) for key, start, end in zip(keys, starts, ends, strict=True)}
 
 
 def read_raw(path: Path, spec: TableSpec) -> RawFile:
@@ -84,10 +104,12 @@ def _read_raw_cached(path: Path, size: int, mtime_ns: int, spec: TableSpec) -> R
     sha256 = hashlib.sha256(blob).hexdigest()
     text = _csv_bytes(path, blob, spec)
     _check_encoding(path, text)
-    strings = _read_strings(path, text, spec)
-    _check_field_counts(path, text, strings.columns)
-    frame = _cast_declared(path, strings, spec)
-    extra = tuple(c for c in strings.columns if c not in spec.columns)
+    read = _read_typed(path, text, spec)
+    if read is None:  # the slow path: every cell as text, each fault found and named from there
+        read = _read_strings(path, text, spec)
+        _check_field_counts(path, text, read.columns)
+    frame = _cast_declared(path, read, spec)
+    extra = tuple(c for c in read.columns if c not in spec.columns)
     return RawFile(path=path, sha256=sha256, frame=frame, extra_columns=extra)
 
 
@@ -108,6 +130,8 @@ def _csv_bytes(path: Path, blob: bytes, spec: TableSpec) -> bytes:
 
 
 def _check_encoding(path: Path, text: bytes) -> None:
+    if text.isascii():  # ASCII is valid UTF-8; checked a word at a time, far faster than decoding
+        return
     try:
         text.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,6 +146,47 @@ def _check_encoding(path: Path, text: bytes) -> None:
             rule="UTF-8 encoding",
             detail=f"byte {text[exc.start]:#04x} at line {line_no} is not valid UTF-8",
         ) from exc
+
+
+# Declared types the CSV reader parses exactly as `_parse` casts their text (checked value by value
+# in tests/core/test_raw_files.py), except that the reader skips a field's leading spaces and tabs.
+READER_TYPES = (pl.Int32(), pl.Float64())
+
+
+def _read_typed(path: Path, text: bytes, spec: TableSpec) -> pl.DataFrame | None:
+    """The file read once with its Int32 and Float64 columns parsed by the CSV reader (the rest as
+    text, cast by `_cast_declared`), or None when this read cannot stand for the text read: a
+    field that starts blank, any value the reader refuses, a missing header, required column or
+    data row. The caller then reads every cell as text, which finds and names the fault as before."""
+    if _field_may_start_blank(text):
+        return None
+    declared = {c: t for c, t in spec.columns.items() if t in READER_TYPES}
+    try:
+        frame = pl.read_csv(
+            text,
+            infer_schema=False,
+            schema_overrides=declared,
+            null_values=NULL_MARKERS,
+            truncate_ragged_lines=False,
+        )
+    except (pl.exceptions.PolarsError, pl.exceptions.NoDataError):
+        return None
+    if frame.width == 0 or frame.height == 0 or any(c not in frame.columns for c in spec.required_columns):
+        return None
+    # a short row reads as nulls in the last column; without quotes a line is a row, so when that
+    # column has no nulls no line is short, and the per-line count is needed only otherwise
+    if b'"' in text or frame.get_column(frame.columns[-1]).has_nulls():
+        _check_field_counts(path, text, frame.columns)
+    return frame
+
+
+def _field_may_start_blank(text: bytes) -> bool:
+    """Whether a field may start with a space or a tab (which the typed reader skips and a cast
+    from text refuses); memchr-fast on the usual file, which holds neither."""
+    if b" " not in text and b"\t" not in text:
+        return False
+    starts = (b",", b"\n", b'"')
+    return text[:1] in (b" ", b"\t") or any(s + blank in text for s in starts for blank in (b" ", b"\t"))
 
 
 def _read_strings(path: Path, text: bytes, spec: TableSpec) -> pl.DataFrame:
@@ -151,22 +216,35 @@ def _read_strings(path: Path, text: bytes, spec: TableSpec) -> pl.DataFrame:
 def _check_field_counts(path: Path, text: bytes, header: list[str]) -> None:
     """polars fills the fields missing from a short row with nulls; a short row is a file cut
     mid-row (or a malformed one) and must not pass as a row of nulls."""
+    width = len(header)
+    short = _first_short_line(text, width)
+    if short is not None:
+        line_no, count = short
+        cut = " (the file ends mid-row: truncated?)" if not text.endswith(b"\n") else ""
+        raise RawFileError(
+            path,
+            column=header[count],
+            rule=f"every row has all {width} fields",
+            detail=f"line {line_no} has {count} of {width} fields{cut}",
+        )
+
+
+def _first_short_line(text: bytes, width: int) -> tuple[int, int] | None:
+    """(line number, field count) of the first non-blank line with fewer than `width` fields."""
     if b'"' in text:  # quoted fields may hold commas or newlines: let the csv module count
         reader = csv.reader(io.StringIO(text.decode("utf-8")))
-        counts = ((reader.line_num, len(row)) for row in reader if row)
-    else:
-        lines = enumerate(text.split(b"\n"), start=1)
-        counts = ((n, line.count(b",") + 1) for n, line in lines if line.strip(b"\r"))
-    width = len(header)
-    for line_no, count in counts:
-        if count < width:
-            cut = " (the file ends mid-row: truncated?)" if not text.endswith(b"\n") else ""
-            raise RawFileError(
-                path,
-                column=header[count],
-                rule=f"every row has all {width} fields",
-                detail=f"line {line_no} has {count} of {width} fields{cut}",
-            )
+        return next(((reader.line_num, len(row)) for row in reader if row and len(row) < width), None)
+    # commas per line, counted over the bytes at once: the lines are text.split(b"\n")
+    data = np.frombuffer(text, dtype=np.uint8)
+    newlines = np.flatnonzero(data == ord("\n"))
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(data)]))
+    commas = np.flatnonzero(data == ord(","))
+    counts = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    for index in np.flatnonzero(counts < width):  # blank lines (only "\r" or nothing) are no rows
+        if text[starts[index] : ends[index]].strip(b"\r"):
+            return int(index) + 1, int(counts[index])
+    return None
 
 
 def _parse(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -177,7 +255,10 @@ def _parse(column: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _cast_declared(path: Path, strings: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
-    typed = [c for c, t in spec.columns.items() if t != pl.String() and c in strings.columns]
+    """Declared types from text; a column the typed read already parsed is taken as it is."""
+    typed = [
+        c for c, t in spec.columns.items() if t != pl.String() and c in strings.columns and strings.schema[c] == pl.String()
+    ]
     parsed = strings.with_columns(_parse(c, spec.columns[c]).alias(f"__typed_{c}") for c in typed)
     failed = {c: pl.col(c).is_not_null() & pl.col(f"__typed_{c}").is_null() for c in typed}
     if typed:
