@@ -10,8 +10,9 @@ inputs in the same process:
   schema, the months' rows, one zstd parquet per month;
 - validation: flights + weather (step time) vs pandera.polars validate(lazy=True) of the same rules,
   and vs one polars filter of the same rules, each writing valid and quarantined rows;
-- dbt build: warehouse_models (dagster-dbt streaming `dbt build`, step time) vs the `dbt build` CLI
-  with the same vars, on the same warehouse (both rebuild the months);
+- dbt build: warehouse_models (dagster-dbt streaming `dbt build` through the platform's dbt
+  resource, step time) vs the `dbt build` CLI with the same months, on the same warehouse (both
+  rebuild the months, both from a partial parse of their own);
 - training set: core.feast.historical_features as the training_set asset calls it (and with
   Feast's own offline join, the platform's path until issue 15.3) vs a DuckDB ASOF JOIN of the
   same feature tables with the views' TTLs written here (values compared);
@@ -87,9 +88,8 @@ class Platform:
 
     def __init__(self, home: Path, months: tuple[str, str]) -> None:
         import dagster as dg
-        from dagster_dbt import DbtCliResource
 
-        from platform_assets.core.dbt import dbt_executable, dbt_project
+        from platform_assets.core.dbt import dbt_resource
         from platform_assets.core.resources import PlatformPathsResource
         from platform_assets.defs.ingestion.assets import raw_assets
         from platform_assets.defs.ingestion.resources import RawSourceResource
@@ -102,7 +102,7 @@ class Platform:
         self.resources = {
             "platform": PlatformPathsResource(home=str(home)),
             "raw_source": RawSourceResource(),
-            "dbt": DbtCliResource(project_dir=dbt_project(), target="local", dbt_executable=dbt_executable()),
+            "dbt": dbt_resource("local"),  # the resource the definitions use
         }
         self.window = {
             "dagster/asset_partition_range_start": months[0],
