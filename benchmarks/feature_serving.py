@@ -95,11 +95,15 @@ def time_interleaved(
     The ways take turns of `turn` calls, each on the same batches, so on a shared machine they see
     the same load. With turns of one call, each call follows the other ways' calls: after Feast's
     100-flight read (8 ms, and much garbage) the next call finds the CPU caches cold and ran up to
-    0.3 ms slower, whichever way it was; longer turns time calls that follow calls of their own way."""
+    0.3 ms slower, whichever way it was; longer turns time calls that follow calls of their own way.
+    The order of the ways rotates every turn, so each way follows each other way equally often
+    (in a fixed order, the way after Feast's read paid that penalty on every turn)."""
     samples: dict[str, tuple[list[float], list[float]]] = {way: ([], []) for way in ways}
     total = warmup + calls
-    for start in range(0, total, turn):
-        for way, lookup in ways.items():
+    order = list(ways.items())
+    for n, start in enumerate(range(0, total, turn)):
+        shift = n % len(order)
+        for way, lookup in order[shift:] + order[:shift]:
             for i in range(start, min(start + turn, total)):
                 batch = batches[i % len(batches)]
                 wall, cpu = time.perf_counter(), time.thread_time()
