@@ -38,44 +38,79 @@ def workers_for(fits: int) -> int:
     return max(1, min(fits, (os.cpu_count() or 1) // configure_threads()))
 
 
+class Fits:
+    """Fits running in worker processes: started by `start_fits`, collected by `wait`, so the caller
+    can do other work (scoring models it already has) while they train."""
+
+    def __init__(
+        self, frames: Mapping[str, pl.DataFrame], params: TrainParams, columns: Columns, workers: int
+    ) -> None:
+        self.names, self._procs, self._logs = list(frames), [], []
+        self._frames, self._params, self._columns = frames, params, columns
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if workers == 1:  # no process to start: `wait` fits in this process
+            return
+        self._tmp = tempfile.TemporaryDirectory(prefix="fit-many-")
+        folder = Path(self._tmp.name)
+        for i, name in enumerate(self.names):
+            with (folder / f"task-{i}.pkl").open("wb") as f:
+                pickle.dump((frames[name], params, columns), f, protocol=pickle.HIGHEST_PROTOCOL)
+        for w in range(workers):
+            log = folder / f"worker-{w}.log"
+            with log.open("wb") as sink:
+                self._procs.append(subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(folder)], stdout=sink, stderr=subprocess.STDOUT
+                ))
+            self._logs.append(log)
+
+    def wait(self) -> dict[str, FitResult]:
+        """Every fit's result, by name; a failed fit raises with its worker's output."""
+        from platform_assets.core.tabular.training import fit
+
+        if self._tmp is None:
+            return {name: fit(self._frames[name], self._params, self._columns) for name in self.names}
+        try:
+            exits = [(p.wait(), log) for p, log in zip(self._procs, self._logs)]
+            folder, results = Path(self._tmp.name), {}
+            for i, name in enumerate(self.names):
+                result = folder / f"result-{i}.pkl"
+                if not result.exists():
+                    tails = "\n".join(
+                        f"worker exit {code}: {log.read_text(errors='replace')[-2000:]}" for code, log in exits if code
+                    )
+                    raise RuntimeError(f"fitting {name!r} in a worker process failed\n{tails}")
+                with result.open("rb") as f:
+                    results[name] = pickle.load(f)
+            return results
+        finally:
+            for p in self._procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            self._tmp.cleanup()
+
+
+def start_fits(
+    frames: Mapping[str, pl.DataFrame],
+    params: TrainParams,
+    columns: Columns,
+    workers: int | None = None,
+) -> Fits:
+    """Start `training.fit(frame, params, columns)` for every named frame, `workers` processes at a
+    time (default: as many as the cores hold at the training thread count); one fit runs in-process,
+    when its results are asked for."""
+    workers = workers_for(len(frames)) if workers is None else max(1, min(workers, len(frames)))
+    return Fits(frames, params, columns, workers)
+
+
 def fit_many(
     frames: Mapping[str, pl.DataFrame],
     params: TrainParams,
     columns: Columns,
     workers: int | None = None,
 ) -> dict[str, FitResult]:
-    """`training.fit(frame, params, columns)` for every named frame, `workers` processes at a time
-    (default: as many as the cores hold at the training thread count). One fit runs in-process."""
-    from platform_assets.core.tabular.training import fit
-
-    names = list(frames)
-    workers = workers_for(len(names)) if workers is None else max(1, min(workers, len(names)))
-    if workers == 1:
-        return {name: fit(frames[name], params, columns) for name in names}
-    with tempfile.TemporaryDirectory(prefix="fit-many-") as tmp:
-        folder = Path(tmp)
-        for i, name in enumerate(names):
-            with (folder / f"task-{i}.pkl").open("wb") as f:
-                pickle.dump((frames[name], params, columns), f, protocol=pickle.HIGHEST_PROTOCOL)
-        logs = [folder / f"worker-{w}.log" for w in range(workers)]
-        procs = []
-        for log in logs:
-            with log.open("wb") as sink:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", __name__, str(folder)], stdout=sink, stderr=subprocess.STDOUT
-                ))
-        failed = [(p.wait(), log) for p, log in zip(procs, logs)]
-        results: dict[str, FitResult] = {}
-        for i, name in enumerate(names):
-            result = folder / f"result-{i}.pkl"
-            if not result.exists():
-                tails = "\n".join(
-                    f"worker exit {code}: {log.read_text(errors='replace')[-2000:]}" for code, log in failed if code
-                )
-                raise RuntimeError(f"fitting {name!r} in a worker process failed\n{tails}")
-            with result.open("rb") as f:
-                results[name] = pickle.load(f)
-        return results
+    """`start_fits(...).wait()`: every fit's result, by name."""
+    return start_fits(frames, params, columns, workers).wait()
 
 
 def work(folder: Path) -> None:

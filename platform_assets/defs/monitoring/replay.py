@@ -168,7 +168,7 @@ def replay_summary(
 
     from platform_assets.core.metrics import auc_interval
     from platform_assets.core.tabular.training import predict_proba
-    from platform_assets.core.tabular.parallel import fit_many
+    from platform_assets.core.tabular.parallel import start_fits
     from platform_assets.delay_model.registry import predict_version
 
     paths = platform.paths
@@ -208,24 +208,31 @@ def replay_summary(
             scorers[name] = lambda frame, v=name: predict_version(v, frame)
         else:
             to_train[name] = pl.concat([month_features(paths, initial_set, m) for m in window.months])
-    # The models no run registered train side by side, one worker process per core's share.
-    for name, trained in fit_many(to_train, params, MODEL.columns).items():
-        scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
-
+    # The models no run registered train side by side, one worker process per core's share, while
+    # this process scores the registered ones.
+    fits = start_fits(to_train, params, MODEL.columns)
+    # Each model scores the month it would have served and every later month (a window repeats:
+    # the same model, scored once).
+    pairs = list(dict.fromkeys((model_of[start], month) for k, start in enumerate(months) for month in months[k:]))
     scores: dict[tuple[str, str], MonthScore] = {}
-    for k, start in enumerate(months):
-        model = model_of[start]
-        if (model, start) in scores:  # the same model as an earlier month's (a window repeats)
-            continue
-        for month in months[k:]:
-            y = labelled[month][TARGET].to_numpy()
-            logged = labelled[month]
-            if logged["model_version"][0] == model:
-                proba = logged[PREDICTION].to_numpy()  # exactly what the drift report decided on
-            else:
-                proba = scorers[model](features[month])
-            scores[(model, month)] = MonthScore(rank_auc(y, proba), auc_interval(
-                y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
+
+    def score(model: str, month: str) -> MonthScore:
+        y = labelled[month][TARGET].to_numpy()
+        logged = labelled[month]
+        if logged["model_version"][0] == model:
+            proba = logged[PREDICTION].to_numpy()  # exactly what the drift report decided on
+        else:
+            proba = scorers[model](features[month])
+        return MonthScore(rank_auc(y, proba), auc_interval(y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
+
+    for model, month in pairs:
+        if model in scorers:
+            scores[(model, month)] = score(model, month)
+    for name, trained in fits.wait().items():
+        scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
+    for model, month in pairs:
+        if (model, month) not in scores:
+            scores[(model, month)] = score(model, month)
     holdout = {}
     for month, model in model_of.items():
         tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model in registered else None
