@@ -33,10 +33,10 @@ VIEWS = {  # view name: (table file, join key, ttl)
 }
 
 
-def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(
-        project="delay_test",
+def local_repo_config(repo_dir: Path, project: str) -> RepoConfig:
+    """A Feast repository in `repo_dir`: file registry, DuckDB offline store, SQLite online store."""
+    return RepoConfig(
+        project=project,
         registry=str(repo_dir / "registry.db"),
         provider="local",
         offline_store={"type": "duckdb"},
@@ -44,7 +44,11 @@ def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
         entity_key_serialization_version=3,
         repo_path=str(repo_dir),
     )
-    store = FeatureStore(config=config)
+
+
+def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(config=local_repo_config(repo_dir, "delay_test"))
     entities, views = [], []
     for view_name, (table, key, ttl) in VIEWS.items():
         entity = Entity(name=key, join_keys=[key], value_type=ValueType.STRING)

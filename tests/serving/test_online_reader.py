@@ -12,10 +12,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
 from feast.types import Array, Bool, Bytes, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 from platform_assets.core.feast import OnlineReader
+
+from tests.models.feast_store import local_repo_config
 
 SERVICE = "reader_test"
 SCALARS = ["f64", "f32", "i32", "i64", "s", "b"]
@@ -27,16 +29,7 @@ AT = datetime(2013, 3, 1, tzinfo=UTC)
 def store(tmp_path: Path) -> FeatureStore:
     source = tmp_path / "unused.parquet"  # the test writes the online store directly
     pd.DataFrame({"event_timestamp": [AT]}).to_parquet(source)
-    config = RepoConfig(
-        project="reader_test",
-        registry=str(tmp_path / "registry.db"),
-        provider="local",
-        offline_store={"type": "duckdb"},
-        online_store={"type": "sqlite", "path": str(tmp_path / "online.db")},
-        entity_key_serialization_version=3,
-        repo_path=str(tmp_path),
-    )
-    store = FeatureStore(config=config)
+    store = FeatureStore(config=local_repo_config(tmp_path, "reader_test"))
     origin = Entity(name="origin", join_keys=["origin"], value_type=ValueType.STRING)
     hour = Entity(name="hour", join_keys=["hour"], value_type=ValueType.INT64)
     airport = Entity(name="airport", join_keys=["airport"], value_type=ValueType.STRING)
