@@ -1,4 +1,5 @@
-"""The dbt project as Dagster sees it: one cached DbtProject and the translator joining the graphs."""
+"""The dbt project as Dagster sees it: the cached DbtProject, the translator joining the graphs, the
+CLI resource the builds run through, and the target folders that keep dbt's partial parse."""
 
 from __future__ import annotations
 
