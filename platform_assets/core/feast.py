@@ -280,11 +280,12 @@ class OnlineReader:
             if not distinct:
                 values: dict[str, list[Any]] = {name: [] for name in read.features}
             elif self._sqlite is not None and not generic:
-                values = self._sqlite.read(read, distinct, at)
+                values = self._sqlite.read(read, distinct)
             else:
                 values = self._online_read(read, distinct)
-                if at is not None:
-                    values = {name: list(map(column.__getitem__, at)) for name, column in values.items()}
+            if at is not None:  # at least two rows, so itemgetter gives a tuple
+                take = itemgetter(*at)
+                values = {name: list(take(column)) for name, column in values.items()}
             out |= values
         return {name: out[name] for name in self.features}
 
@@ -402,8 +403,8 @@ class _SqliteReads:
             self._statements[read.view.name, entities, first] = statement
         return statement
 
-    def read(self, read: _ViewRead, distinct: Sequence[Any], at: Sequence[int] | None = None) -> dict[str, list[Any]]:
-        """The view's features for the distinct entities, or for the rows `at` their positions."""
+    def read(self, read: _ViewRead, distinct: Sequence[Any]) -> dict[str, list[Any]]:
+        """The view's features for the distinct entities."""
         width = len(read.features)
         if not width:
             return {}
@@ -418,11 +419,7 @@ class _SqliteReads:
             found.update(self.conn.execute(self.select(read, size, first), part + [None] * (size - len(part))))
         # Entity by entity, each feature's value or None (no row), decoded; then by feature.
         values = list(map(self.decoded.__getitem__, map(found.get, range(len(keys) * width))))
-        columns = [values[j::width] for j in range(width)]
-        if at is not None:  # at least two rows, so itemgetter gives a tuple
-            take = itemgetter(*at)
-            columns = [list(take(column)) for column in columns]
-        return dict(zip(read.features, columns))
+        return {name: values[j::width] for j, name in enumerate(read.features)}
 
 
 def _literal(text: str) -> str:
