@@ -59,9 +59,13 @@ def keep_partial_parse(target: Path) -> None:
         os.replace(staged, target.parent / PARTIAL_PARSE)
 
 
+def _dbt_beside_interpreter() -> Path:
+    return Path(sys.executable).parent / "dbt"
+
+
 def dbt_executable() -> str:
     """The dbt installed beside this interpreter, so `.venv/bin/python` works without an activated venv."""
-    beside = Path(sys.executable).parent / "dbt"
+    beside = _dbt_beside_interpreter()
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
@@ -69,8 +73,7 @@ def dbt_executable() -> str:
 def installed_dbt_version(executable: str) -> version.Version:
     """The dbt version of an executable: dbt-core's package version when it is the dbt installed
     beside this interpreter, otherwise what `dbt --version` prints (asked once per process)."""
-    beside = Path(sys.executable).parent / "dbt"
-    if Path(executable) == beside:
+    if Path(executable) == _dbt_beside_interpreter():
         return version.parse(importlib.metadata.version("dbt-core"))
     printed = subprocess.check_output([executable, "--version"], text=True)
     match = re.search(r"(\d+\.\d+\.\d+)", printed)
