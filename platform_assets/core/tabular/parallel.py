@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 
 def workers_for(fits: int) -> int:
-    from platform_assets.core.tabular.training import configure_threads
+    from platform_assets.core.tabular.training import training_threads
 
-    return max(1, min(fits, (os.cpu_count() or 1) // configure_threads()))
+    return max(1, min(fits, (os.cpu_count() or 1) // training_threads()))
 
 
 class Fits:

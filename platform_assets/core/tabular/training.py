@@ -337,9 +337,14 @@ def configure_threads() -> int:
     """Half the cores, at most 4: batches of 2,048 rows gain nothing past a few threads, and
     OpenMP threads that wait for a busy core spin. On 2 cores one thread trained a 5-member
     ensemble in 11.5 s where two took 22.6 s (Jan-Apr 2013, an otherwise idle machine)."""
-    threads = max(1, min(4, (os.cpu_count() or 2) // 2))
+    threads = training_threads()
     torch.set_num_threads(threads)
     return threads
+
+
+def training_threads() -> int:
+    """The thread count `configure_threads` sets: half the cores, at most 4."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def seed_everything(seed: int) -> None:
