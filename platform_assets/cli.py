@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,35 @@ def output_to(log: Path) -> Iterator[None]:
 
 def step(label: str, started: float) -> None:
     print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
+
+
+class Prefit:
+    """The monthly-policy models `replay_summary` needs, trained in a background process while the
+    months replay (platform_assets.defs.monitoring.prefit): one process at a time, started after a
+    month's sensor tick when none is running, so it never holds more than the core the runs leave."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.process = log, None
+
+    def after(self, month: str) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return  # still training: the next tick's start covers this month too
+        with self.log.open("a") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "platform_assets.defs.monitoring.prefit", "--through", month],
+                stdout=sink, stderr=subprocess.STDOUT,
+            )
+
+    def wait(self) -> None:
+        """Let the running prefit finish (a failed one only costs the summary the fits it trains itself)."""
+        if self.process is not None:
+            self.process.wait()
+
+    def close(self) -> None:
+        """Stop a prefit still running when the replay ends early (an error, Ctrl-C)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -136,7 +166,10 @@ def run(
             raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
 
         print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
-        for month in keys[keys.index(first_scored):]:
+        prefit = Prefit(log)
+        stack.callback(prefit.close)
+        replayed = keys[keys.index(first_scored):]
+        for month in replayed:
             t0 = time.perf_counter()
             if month not in initial:
                 launch("monthly_pipeline", month, partition=month)
@@ -159,15 +192,19 @@ def run(
                 succeeded(retrain, f"retraining after {month}")
                 print(f"{'':<8} retrained on {retrain.run_config['ops']['training_set']['config']}: "
                       f"{'promoted' if promoted(instance, retrain) else 'gate kept the champion'}", flush=True)
+            if month != replayed[-1]:  # the last month's model trains in the summary, beside its scoring
+                prefit.after(month)
 
         t0 = time.perf_counter()
+        prefit.wait()
         summary = launch("replay_summary_job", "replay summary")
         step("replay summary (frozen and monthly-retrain policies computed)", t0)
     [record] = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records
     assert record.run_id == summary.run_id
     metadata = record.asset_materialization.metadata
     print("\n" + metadata["table"].value)
-    for key in ("retrains_drift_policy", "retrains_monthly_policy", "mean_auc_drift_policy", "mean_auc_frozen", "mean_auc_monthly"):
+    for key in ("retrains_drift_policy", "retrains_monthly_policy", "mean_auc_drift_policy", "mean_auc_frozen",
+                "mean_auc_monthly", "monthly_policy_models"):
         print(f"{key}: {metadata[key].value}")
     print(f"\ndone in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs, reports and sensor ticks", flush=True)
 

@@ -101,6 +101,11 @@ class PlatformPaths:
         return self.home / "lake" / "lineage" / "model_versions" / model_name / f"v{version}.parquet"
 
     @property
+    def fit_cache(self) -> Path:
+        """Model fits by content (core.tabular.parallel): what the replay pre-trains, its summary reads."""
+        return self.home / "cache" / "fits"
+
+    @property
     def logs(self) -> Path:
         return self.home / "logs"
 

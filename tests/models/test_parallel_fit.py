@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -9,7 +11,7 @@ import polars as pl
 import pytest
 import torch
 
-from platform_assets.core.tabular.parallel import fit_many
+from platform_assets.core.tabular.parallel import fit_key, fit_many, start_fits
 from platform_assets.core.tabular.params import TrainParams
 from platform_assets.core.tabular.preprocessing import Columns
 from platform_assets.core.tabular.training import fit
@@ -54,3 +56,45 @@ def test_a_failing_fit_names_its_model_and_the_worker_error() -> None:
     empty = frame(1).clear()
     with pytest.raises(RuntimeError, match=r"(?s)fitting 'broken'.*training set is empty"):
         fit_many({"ok": frame(1), "broken": empty}, PARAMS, COLUMNS, workers=2)
+
+
+def test_the_fit_cache_returns_the_fit_it_stored_and_misses_on_other_inputs(tmp_path) -> None:
+    cache = tmp_path / "fits"
+    frames = {"a": frame(1), "b": frame(2)}
+    first = start_fits(frames, PARAMS, COLUMNS, workers=2, cache=cache)
+    assert first.cache_hits == [] and first.names == ["a", "b"]
+    trained = first.wait()
+    assert len(list(cache.glob("*.pkl"))) == 2
+
+    again = start_fits(frames, PARAMS, COLUMNS, workers=2, cache=cache)
+    assert again.cache_hits == ["a", "b"] and again.names == []  # nothing left to train
+    loaded = again.wait()
+    for name in frames:
+        expected = trained[name].model.state_dict()
+        for key, value in loaded[name].model.state_dict().items():
+            assert torch.equal(value, expected[key]), (name, key)
+
+    # One changed row, one changed hyperparameter, another label: each is a different fit.
+    changed = frame(1).with_columns(pl.when(pl.col("flight_id") == 0).then(9.0).otherwise(pl.col("x")).alias("x"))
+    keys = {
+        fit_key(frame(1), PARAMS, COLUMNS),
+        fit_key(changed, PARAMS, COLUMNS),
+        fit_key(frame(1), replace(PARAMS, learning_rate=PARAMS.learning_rate / 2), COLUMNS),
+        fit_key(frame(1), PARAMS, replace(COLUMNS, exclude=frozenset({"flight_id", "x"}))),
+    }
+    assert len(keys) == 4
+    # The key is the content's: the same rows in other chunks give the same key.
+    split = pl.concat([frame(1).head(1000), frame(1).tail(2000)], rechunk=False)
+    assert fit_key(split, PARAMS, COLUMNS) == fit_key(frame(1), PARAMS, COLUMNS)
+
+
+def test_one_overlapping_fit_trains_in_a_worker_process_while_the_caller_works(tmp_path) -> None:
+    started = start_fits({"a": frame(1)}, PARAMS, COLUMNS, overlap=True)
+    try:
+        [worker] = started._procs  # a process of its own, not a fit deferred to `wait`
+        assert worker.pid != os.getpid()
+    finally:
+        result = started.wait()
+    alone = fit(frame(1), PARAMS, COLUMNS)
+    for key, value in result["a"].model.state_dict().items():
+        assert torch.equal(value, alone.model.state_dict()[key]), key

@@ -10,11 +10,19 @@ here is the model a fit in the calling process gives (tested: identical weights)
 plain `python -m` subprocesses, not multiprocessing's spawn, which would first import the parent's
 `__main__` (the CLI, a Dagster code server, pytest).
 
+A fit cache (a folder) keeps results by content: the frame's bytes, the recipe, the columns, the
+training code and the thread count. A fit whose key is there is loaded instead of trained, so work
+that ran earlier (the replay pre-trains the monthly-policy models while the months replay) is not
+done twice, and a change to any of those inputs misses the cache.
+
     python -m platform_assets.core.tabular.parallel FOLDER   # a worker; the parent starts them
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import pickle
 import subprocess
@@ -38,17 +46,69 @@ def workers_for(fits: int) -> int:
     return max(1, min(fits, (os.cpu_count() or 1) // training_threads()))
 
 
+def fit_key(frame: pl.DataFrame, params: TrainParams, columns: Columns) -> str:
+    """The fit cache's key: what decides a fit's result (same key, same weights)."""
+    import dataclasses
+
+    import torch
+
+    from platform_assets.core.tabular import params as params_module
+    from platform_assets.core.tabular import preprocessing, training
+
+    digest = hashlib.sha256()
+    buffer = io.BytesIO()
+    frame.rechunk().write_ipc(buffer, compression="uncompressed")
+    digest.update(buffer.getvalue())
+    recipe = {
+        "params": dataclasses.asdict(params),
+        "columns": {"label": columns.label, "categorical": list(columns.categorical), "exclude": sorted(columns.exclude)},
+        "torch": torch.__version__,
+        "threads": training.training_threads(),
+    }
+    digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    for module in (training, preprocessing, params_module):  # the training code itself
+        digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
+    return digest.hexdigest()
+
+
+def _load(path: Path) -> FitResult:
+    with path.open("rb") as f:
+        return pickle.load(f)
+
+
+def _store(result: FitResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with staged.open("wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(staged, path)
+
+
 class Fits:
     """Fits running in worker processes: started by `start_fits`, collected by `wait`, so the caller
     can do other work (scoring models it already has) while they train."""
 
     def __init__(
-        self, frames: Mapping[str, pl.DataFrame], params: TrainParams, columns: Columns, workers: int
+        self,
+        frames: Mapping[str, pl.DataFrame],
+        params: TrainParams,
+        columns: Columns,
+        workers: int,
+        cache: Path | None = None,
+        overlap: bool = False,
     ) -> None:
-        self.names, self._procs, self._logs = list(frames), [], []
-        self._frames, self._params, self._columns = frames, params, columns
+        self._order, self._procs, self._logs = list(frames), [], []
+        self._params, self._columns = params, columns
         self._tmp: tempfile.TemporaryDirectory | None = None
-        if workers == 1:  # no process to start: `wait` fits in this process
+        self._cached: dict[str, Path] = {}  # name -> its file in the cache, hit or to be stored
+        if cache is not None:
+            self._cached = {name: cache / f"{fit_key(frames[name], params, columns)}.pkl" for name in frames}
+        #: the fits found in the cache: loaded, not trained
+        self.cache_hits = [name for name in frames if name in self._cached and self._cached[name].exists()]
+        self._frames = {name: frame for name, frame in frames.items() if name not in self.cache_hits}
+        self.names = list(self._frames)
+        workers = max(1, min(workers, len(self.names)))
+        if not self.names or (workers == 1 and not overlap):  # no process to start: `wait` fits here
             return
         self._tmp = tempfile.TemporaryDirectory(prefix="fit-many-")
         folder = Path(self._tmp.name)
@@ -64,7 +124,15 @@ class Fits:
             self._logs.append(log)
 
     def wait(self) -> dict[str, FitResult]:
-        """Every fit's result, by name; a failed fit raises with its worker's output."""
+        """Every fit's result, by name (the cache's hits too); a failed fit raises with its worker's output."""
+        results = {name: _load(self._cached[name]) for name in self.cache_hits}
+        for name, result in self._fitted().items():
+            if name in self._cached:
+                _store(result, self._cached[name])
+            results[name] = result
+        return {name: results[name] for name in self._order}
+
+    def _fitted(self) -> dict[str, FitResult]:
         from platform_assets.core.tabular.training import fit
 
         if self._tmp is None:
@@ -95,12 +163,15 @@ def start_fits(
     params: TrainParams,
     columns: Columns,
     workers: int | None = None,
+    cache: Path | None = None,
+    overlap: bool = False,
 ) -> Fits:
     """Start `training.fit(frame, params, columns)` for every named frame, `workers` processes at a
-    time (default: as many as the cores hold at the training thread count); one fit runs in-process,
-    when its results are asked for."""
-    workers = workers_for(len(frames)) if workers is None else max(1, min(workers, len(frames)))
-    return Fits(frames, params, columns, workers)
+    time (default: as many as the cores hold at the training thread count). A single worker's fits
+    run in this process when their results are asked for, unless `overlap` says the caller works
+    meanwhile. With `cache`, fits found there are loaded and new ones stored."""
+    workers = workers_for(len(frames)) if workers is None else workers
+    return Fits(frames, params, columns, workers, cache, overlap)
 
 
 def fit_many(
@@ -108,9 +179,10 @@ def fit_many(
     params: TrainParams,
     columns: Columns,
     workers: int | None = None,
+    cache: Path | None = None,
 ) -> dict[str, FitResult]:
     """`start_fits(...).wait()`: every fit's result, by name."""
-    return start_fits(frames, params, columns, workers).wait()
+    return start_fits(frames, params, columns, workers, cache).wait()
 
 
 def work(folder: Path) -> None:

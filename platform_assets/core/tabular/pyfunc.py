@@ -109,7 +109,11 @@ def signature_input(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> pd
     return pd.DataFrame(out)
 
 
+def predict_loaded(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of a loaded version for feature rows (any extra columns are ignored)."""
+    return np.asarray(model.predict(signature_input(model, frame)), dtype=np.float64)
+
+
 def predict_version(name: str, version: str | int, frame: pd.DataFrame) -> np.ndarray:
     """Probabilities of a registered version for feature rows (any extra columns are ignored)."""
-    model = load_version(name, version)
-    return np.asarray(model.predict(signature_input(model, frame)), dtype=np.float64)
+    return predict_loaded(load_version(name, version), frame)

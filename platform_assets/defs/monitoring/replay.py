@@ -1,7 +1,7 @@
 """The replay's outcome as an asset: the drift-triggered policy that ran, next to two it did not."""
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -21,6 +21,8 @@ from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.delay_model.spec import MODEL
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     import polars as pl
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
@@ -91,6 +93,55 @@ def registered_version(
         client, MODEL.name, {"training_window": str(window)}, params.as_mlflow_params(), RUNTIME_PARAMS
     )
     return None if version is None else str(version.version)
+
+
+@dataclass
+class MonthlyPolicy:
+    """The retrain-every-month policy over the scored months: M(m), the model trained on the window
+    before m (as a retrain on m's report trains it), is a registered version when a run already
+    trained that window with the same recipe, and otherwise a frame still to train on."""
+
+    months: list[str]
+    initial_set: "pl.DataFrame"
+    params: TrainParams
+    model_of: dict[str, str]  # month -> M(month)'s name: a registered version or "trained here on ..."
+    registered: set[str]
+    to_train: dict[str, "pl.DataFrame"]
+
+
+def monthly_policy(
+    paths: PlatformPaths,
+    client: "MlflowClient",
+    policy: RetrainPolicy,
+    first_month: str,
+    through: str | None = None,
+) -> MonthlyPolicy:
+    """The policy's models for the months scored from `first_month` (to `through`, when given)."""
+    import polars as pl
+
+    months = [m for m in scored_months(paths, first_month) if through is None or m <= through]
+    if not months:
+        raise ValueError(f"no scored months from {first_month}: run the replay (make run) first")
+    first_scores = pl.read_parquet(paths.predictions_file(months[0]))
+    first_version = first_scores["model_version"][0]
+    initial_window = MonthWindow.parse(first_scores["training_window"][0])
+    initial_set = pl.read_parquet(paths.training_set_file(initial_window.start, initial_window.end))
+    # Retrains keep the first champion's recipe (its search's winner): so do the monthly models.
+    first = client.get_model_version(MODEL.name, first_version)
+    params = replace(TrainParams.from_mlflow_params(client.get_run(first.run_id).data.params), device="cpu")
+    plan = MonthlyPolicy(months, initial_set, params, {}, set(), {})
+    for month in months:
+        window = policy.training_window(month)
+        if window is None:
+            raise ValueError(f"no {policy.window_months}-month window before {month}")
+        version = first_version if window == initial_window else registered_version(client, window, params)
+        name = version or f"trained here on {window}"
+        plan.model_of[month] = name
+        if version is not None:
+            plan.registered.add(name)
+        elif name not in plan.to_train:
+            plan.to_train[name] = pl.concat([month_features(paths, initial_set, m) for m in window.months])
+    return plan
 
 
 def plot(table: "pl.DataFrame") -> "Figure":
@@ -167,50 +218,35 @@ def replay_summary(
     import polars as pl
 
     from platform_assets.core.metrics import auc_interval
-    from platform_assets.core.tabular.training import predict_proba
     from platform_assets.core.tabular.parallel import start_fits
-    from platform_assets.delay_model.registry import predict_version
+    from platform_assets.core.tabular.pyfunc import predict_loaded
+    from platform_assets.core.tabular.training import predict_proba
+    from platform_assets.delay_model.registry import load_version
 
     paths = platform.paths
-    months = scored_months(paths, config.first_month)
-    if not months:
-        raise dg.Failure(
-            f"no scored months from {config.first_month}: run the replay (make run) first"
-        )
-    first_scores = pl.read_parquet(paths.predictions_file(months[0]))
-    first_version = first_scores["model_version"][0]
-    initial_window = MonthWindow.parse(first_scores["training_window"][0])
-    initial_set = pl.read_parquet(paths.training_set_file(initial_window.start, initial_window.end))
     mlflow_store.activate(MODEL.experiment)
     client = mlflow_store.client()
-    # Retrains keep the first champion's recipe (its search's winner): so do the monthly models.
-    first = client.get_model_version(MODEL.name, first_version)
-    params = replace(TrainParams.from_mlflow_params(client.get_run(first.run_id).data.params), device="cpu")
-
+    try:
+        plan = monthly_policy(paths, client, retrain_policy, config.first_month)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
+    months, model_of, registered = plan.months, plan.model_of, plan.registered
     labelled = {m: labelled_rows(paths, m) for m in months}
-    features = {m: month_features(paths, initial_set, m).to_pandas() for m in months}
-    # M(m): the model trained on the window before m, as a retrain on m's report trains it.
-    model_of: dict[str, str] = {}
-    scorers: dict[str, Any] = {}
-    registered: set[str] = set()  # names that are registered versions (the rest trained here)
-    to_train: dict[str, pl.DataFrame] = {}
-    for month in months:
-        window = retrain_policy.training_window(month)
-        if window is None:
-            raise dg.Failure(f"no {retrain_policy.window_months}-month window before {month}")
-        version = first_version if window == initial_window else registered_version(client, window, params)
-        name = version or f"trained here on {window}"
-        model_of[month] = name
-        if name in scorers or name in to_train:
-            continue
-        if version is not None:
-            registered.add(name)
-            scorers[name] = lambda frame, v=name: predict_version(v, frame)
-        else:
-            to_train[name] = pl.concat([month_features(paths, initial_set, m) for m in window.months])
-    # The models no run registered train side by side, one worker process per core's share, while
-    # this process scores the registered ones.
-    fits = start_fits(to_train, params, MODEL.columns)
+    features = {m: month_features(paths, plan.initial_set, m).to_pandas() for m in months}
+    loaded: dict[str, Any] = {}  # registered versions, each loaded from MLflow once
+
+    def registered_scorer(version: str) -> Any:
+        def scorer(frame: "pd.DataFrame") -> "np.ndarray":
+            if version not in loaded:
+                loaded[version] = load_version(version)
+            return predict_loaded(loaded[version], frame)
+
+        return scorer
+
+    scorers: dict[str, Any] = {name: registered_scorer(name) for name in registered}
+    # The models no run registered train side by side in worker processes while this process
+    # scores the registered ones; those the replay pre-trained (make run) come from the fit cache.
+    fits = start_fits(plan.to_train, plan.params, MODEL.columns, cache=paths.fit_cache, overlap=True)
     # Each model scores the month it would have served and every later month (a window repeats:
     # the same model, scored once).
     pairs = list(dict.fromkeys((model_of[start], month) for k, start in enumerate(months) for month in months[k:]))
@@ -333,6 +369,10 @@ def replay_summary(
             "frontier_png": platform.report_link(folder / "frontier.png"),
             "csv": platform.report_link(folder / "replay.csv"),
             "frontier_csv": platform.report_link(folder / "frontier.csv"),
+            "monthly_policy_models": (
+                f"{len(registered)} registered by runs, {len(fits.cache_hits)} from the fit cache "
+                f"(pre-trained during the replay), {len(fits.names)} trained in this step"
+            ),
             "policy_threshold": retrain_policy.auc_drop_threshold,
             "retrains_drift_policy": int(table["retrained"].sum()),
             "promotions_drift_policy": int(table["promoted"].sum()),
