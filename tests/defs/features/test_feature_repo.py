@@ -119,3 +119,49 @@ def test_redis_configuration_differs_only_in_the_online_store(monkeypatch) -> No
     }
     assert sqlite["registry"]["path"] == "/srv/platform/feast/registry.db"
     assert sqlite["offline_store"] == {"type": "duckdb"}
+
+
+def test_a_reader_never_sees_a_half_written_registry(feast_home: Path, feast_resources: dict) -> None:
+    """Runs read the registry while another run's materialization rewrites it: the platform's store
+    renames a whole new file over the old one (Feast's file store truncates and writes in place)."""
+    import threading
+
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    from platform_assets.core.feast_registry import AtomicFileRegistryStore
+
+    materialize("feast_registry", feast_resources)
+    store = FeastResource().store()
+    registry_store = store.registry._registry_store
+    assert type(registry_store) is AtomicFileRegistryStore
+    path = PlatformPaths(feast_home).feast_dir / "registry.db"
+    # A registry of a few MB, so that one write takes long enough for a reader to land inside it.
+    big = registry_store.get_registry_proto()
+    views = list(big.feature_views)
+    for _ in range(300):
+        big.feature_views.extend(views)
+    expected = len(big.feature_views)
+    inode = path.stat().st_ino
+
+    stop, writes = threading.Event(), []
+
+    def write() -> None:
+        while not stop.is_set() and len(writes) < 60:
+            registry_store.update_registry_proto(big)
+            writes.append(1)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reads = []
+    try:
+        while writer.is_alive():
+            proto = RegistryProto()
+            proto.ParseFromString(path.read_bytes())
+            reads.append(len(proto.feature_views))
+    finally:
+        stop.set()
+        writer.join()
+    assert len(writes) == 60 and reads
+    assert set(reads) <= {len(views), expected}, "a reader saw a partial registry"
+    assert path.stat().st_ino != inode  # replaced, not rewritten in place
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
