@@ -57,29 +57,32 @@ def step(label: str, started: float) -> None:
 
 
 class Prefit:
-    """The monthly-policy models `replay_summary` needs, trained in a background process while the
-    months replay (platform_assets.defs.monitoring.prefit): one process at a time, started after a
-    month's sensor tick when none is running, so it never holds more than the core the runs leave."""
+    """The monthly-policy models `replay_summary` needs, trained in one background process while the
+    months replay (platform_assets.defs.monitoring.prefit): it hears of each month once its sensor
+    tick has decided, and trains what that month settled."""
 
     def __init__(self, log: Path) -> None:
         self.log, self.process = log, None
 
     def after(self, month: str) -> None:
-        if self.process is not None and self.process.poll() is None:
-            return  # still training: the next tick's start covers this month too
-        with self.log.open("a") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "platform_assets.defs.monitoring.prefit", "--through", month],
-                stdout=sink, stderr=subprocess.STDOUT,
-            )
+        if self.process is None:
+            with self.log.open("a") as sink:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "platform_assets.defs.monitoring.prefit"],
+                    stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                )
+        if self.process.poll() is None and self.process.stdin is not None:
+            self.process.stdin.write(month + "\n")
+            self.process.stdin.flush()
 
-    def wait(self) -> None:
-        """Let the running prefit finish (a failed one only costs the summary the fits it trains itself)."""
-        if self.process is not None:
-            self.process.wait()
+    def done(self) -> None:
+        """No more months: it finishes what it has (the summary waits for a fit it is training)."""
+        if self.process is not None and self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
 
     def close(self) -> None:
-        """Stop a prefit still running when the replay ends early (an error, Ctrl-C)."""
+        """At the replay's end (or an error, Ctrl-C): stop it if it is still running."""
+        self.done()
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -134,7 +137,7 @@ def run(
     with ExitStack() as stack:
         t0 = time.perf_counter()
         with output_to(log):  # the code server's own output goes to the log too
-            launcher = stack.enter_context(workspace_launcher(instance))
+            launcher = stack.enter_context(workspace_launcher(instance, worker_log=log))
         step("code location loaded (workspace.yaml, as `make ui` loads it)", t0)
 
         def launch(job: str, what: str, ops: dict | None = None, **kwargs: Any) -> dg.DagsterRun:
@@ -154,6 +157,21 @@ def run(
             print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")
             return
 
+        # Month m+1's pipeline (landing to Feast) runs in the background worker while month m is
+        # scored, its report decided on and any retrain trained: the next month's data arrives while
+        # this one is judged. Point-in-time joins read nothing dated after the flight they serve,
+        # so month m's scores, reports and retrains do not change when month m+1 lands beside them.
+        replayed = keys[keys.index(first_scored):]
+        following = dict(zip(replayed, replayed[1:]))
+        ahead: dict[str, str] = {}  # month -> its pipeline's run id, running in the background worker
+
+        def start_next(month: str) -> None:
+            upcoming = following.get(month)
+            if upcoming is not None and upcoming not in initial and upcoming not in ahead:
+                with output_to(log):
+                    ahead[upcoming] = launcher.start("monthly_pipeline", partition=upcoming, run_config=QUIET)
+
+        start_next(first_scored)
         t0 = time.perf_counter()
         # The first champion's hyperparameters come from an Optuna search; the drift sensor's
         # retrains reuse the champion's recipe.
@@ -168,11 +186,14 @@ def run(
         print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
         prefit = Prefit(log)
         stack.callback(prefit.close)
-        replayed = keys[keys.index(first_scored):]
         for month in replayed:
             t0 = time.perf_counter()
-            if month not in initial:
+            if month in ahead:
+                with output_to(log):
+                    succeeded(launcher.finish(ahead.pop(month)), month)
+            elif month not in initial:
                 launch("monthly_pipeline", month, partition=month)
+            start_next(month)
             launch("monthly_scoring", month, partition=month)
             report = latest_report(instance, month)
             # The sensor daemon's own iteration: it evaluates the sensor, records the tick and
@@ -196,7 +217,7 @@ def run(
                 prefit.after(month)
 
         t0 = time.perf_counter()
-        prefit.wait()
+        prefit.done()
         summary = launch("replay_summary_job", "replay summary")
         step("replay summary (frozen and monthly-retrain policies computed)", t0)
     [record] = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records

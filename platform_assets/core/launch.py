@@ -7,14 +7,21 @@ So each run carries the code location's origin and tags and appears in the UI's 
 tab, the Overview timeline and the sensor's tick history, like any run the daemon or the UI launched.
 
 Only where a run executes differs. The instance built here hands runs to `InProcessRunLauncher`,
-which executes them synchronously in this process. The UI's launcher would spawn one process per
-run, and each of those would load the code location again.
+which executes them synchronously in this process, or, for the runs the replay starts ahead (the
+next month's pipeline while this month is scored), to one `RunWorker`: a second process that
+imported the definitions once and executes the runs it is handed, one after another. The UI's
+launcher would spawn one process per run, and each of those would load the code location again.
+
+    python -m platform_assets.core.launch DAGSTER_HOME LOG   # the worker; RunWorker starts it
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +55,8 @@ class InProcessRunLauncher(RunLauncher, ConfigurableClass):
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         self._inst_data = inst_data
+        #: set while a run is submitted to the background lane: receives the run's id instead
+        self.handoff: Callable[[str], None] | None = None
         super().__init__()
 
     @property
@@ -65,6 +74,9 @@ class InProcessRunLauncher(RunLauncher, ConfigurableClass):
         return cls(inst_data=inst_data)
 
     def launch_run(self, context: LaunchRunContext) -> None:
+        if self.handoff is not None:
+            self.handoff(context.dagster_run.run_id)
+            return
         job = recon_job_from_origin(context.job_code_origin)  # type: ignore[arg-type]
         execute_run(job, context.dagster_run, self._instance)
 
@@ -76,7 +88,7 @@ class InProcessRunLauncher(RunLauncher, ConfigurableClass):
 # dequeue them) and execute in this process.
 IN_PROCESS_OVERRIDES: dict[str, Any] = {
     "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
-    "run_launcher": {"module": __name__, "class": InProcessRunLauncher.__name__},
+    "run_launcher": {"module": "platform_assets.core.launch", "class": InProcessRunLauncher.__name__},
 }
 
 
@@ -86,11 +98,73 @@ def in_process_instance(dagster_home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(ref)
 
 
+class RunWorker:
+    """A second process executing the runs handed to it, in order, one at a time (`serve` below).
+
+    It imports the definitions as it starts, while the first runs execute here, so a handed run
+    starts at once. What the runs print goes to `log`; the pipe carries only run ids."""
+
+    def __init__(self, dagster_home: Path, log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(dagster_home), str(log)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def submit(self, run_id: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(run_id + "\n")
+        self.process.stdin.flush()
+
+    def wait(self, run_id: str) -> None:
+        """Block until the worker has finished `run_id` (whatever the run's outcome)."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.strip() == f"done {run_id}":
+                return
+        raise RuntimeError(
+            f"the run worker exited ({self.process.wait()}) before finishing run {run_id}; see {self.log}"
+        )
+
+    def close(self, timeout: float = 300) -> None:
+        """No more runs: let the one in hand finish (a run left STARTED would look alive in the UI)."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def serve(dagster_home: Path, log: Path) -> None:
+    """The worker's loop: execute each run id read from stdin, answer `done <id>` on stdout."""
+    protocol = os.fdopen(os.dup(1), "w")
+    with log.open("a") as sink:  # runs print to the log, like the replay's own runs
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    instance = in_process_instance(dagster_home)
+    import platform_assets.definitions  # noqa: F401  the code location's imports, once, before the first run
+
+    for line in sys.stdin:
+        run_id = line.strip()
+        run = instance.get_run_by_id(run_id)
+        if run is not None:
+            try:
+                job = recon_job_from_origin(run.job_code_origin)  # type: ignore[arg-type]
+                execute_run(job, run, instance)
+            except Exception:  # noqa: BLE001  execute_run recorded the failure in the run itself
+                logging.getLogger(__name__).exception("run %s", run_id)
+        print(f"done {run_id}", file=protocol, flush=True)
+
+
 class Launcher:
     """Creates and submits runs through the workspace's code location, as `dagster job launch` does."""
 
-    def __init__(self, instance: dg.DagsterInstance, context: WorkspaceProcessContext) -> None:
-        self.instance, self.context = instance, context
+    def __init__(
+        self, instance: dg.DagsterInstance, context: WorkspaceProcessContext, worker: RunWorker | None = None
+    ) -> None:
+        self.instance, self.context, self.worker = instance, context, worker
 
     def _location(self) -> tuple[CodeLocation, RemoteRepository, BaseWorkspaceRequestContext]:
         request = self.context.create_request_context()
@@ -131,6 +205,24 @@ class Launcher:
         self.instance.submit_run(run.run_id, request)
         return self.instance.get_run_by_id(run.run_id)  # type: ignore[return-value]
 
+    def start(self, job_name: str, **kwargs: Any) -> str:
+        """Create and submit a run like `launch`, executed by the background worker: returns its id
+        at once; `finish` waits for it."""
+        launcher = self.instance.run_launcher
+        if self.worker is None or not isinstance(launcher, InProcessRunLauncher):
+            raise RuntimeError("no background worker: open the launcher with workspace_launcher(..., worker_log=...)")
+        launcher.handoff = self.worker.submit
+        try:
+            return self.launch(job_name, **kwargs).run_id
+        finally:
+            launcher.handoff = None
+
+    def finish(self, run_id: str) -> dg.DagsterRun:
+        """The run `start` handed to the worker, once it has ended."""
+        assert self.worker is not None
+        self.worker.wait(run_id)
+        return self.instance.get_run_by_id(run_id)  # type: ignore[return-value]
+
     def tick_sensor(self, name: str) -> tuple[InstigatorTick, list[dg.DagsterRun]]:
         """One iteration of the sensor daemon (the daemon's own code): evaluate the running sensors,
         record each tick and submit the runs they request. Returns `name`'s tick and its runs."""
@@ -159,9 +251,23 @@ class Launcher:
 
 @contextmanager
 def workspace_launcher(
-    instance: dg.DagsterInstance, workspace_file: Path = WORKSPACE_FILE
+    instance: dg.DagsterInstance, workspace_file: Path = WORKSPACE_FILE, worker_log: Path | None = None
 ) -> Iterator[Launcher]:
-    """A launcher on the code locations of `workspace_file` (the one `make ui` serves)."""
+    """A launcher on the code locations of `workspace_file` (the one `make ui` serves); with
+    `worker_log`, also a background `RunWorker` (its runs print there) for `Launcher.start`."""
+    worker = RunWorker(Path(instance.root_directory), worker_log) if worker_log is not None else None
+    try:
+        with _workspace_launcher(instance, workspace_file, worker) as launcher:
+            yield launcher
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+@contextmanager
+def _workspace_launcher(
+    instance: dg.DagsterInstance, workspace_file: Path, worker: RunWorker | None
+) -> Iterator[Launcher]:
     with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace_file)])) as context:
         errors = {
             name: entry.load_error
@@ -173,4 +279,8 @@ def workspace_launcher(
                 "the code location failed to load: "
                 + "; ".join(f"{name}: {error.to_string()}" for name, error in errors.items())
             )
-        yield Launcher(instance, context)
+        yield Launcher(instance, context, worker)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), Path(sys.argv[2]))

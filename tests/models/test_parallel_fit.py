@@ -98,3 +98,39 @@ def test_one_overlapping_fit_trains_in_a_worker_process_while_the_caller_works(t
     alone = fit(frame(1), PARAMS, COLUMNS)
     for key, value in result["a"].model.state_dict().items():
         assert torch.equal(value, alone.model.state_dict()[key]), key
+
+
+def test_a_fit_another_claimant_is_training_is_waited_for_not_trained_twice(tmp_path) -> None:
+    import threading
+
+    cache = tmp_path / "fits"
+    claimant = start_fits({"a": frame(1)}, PARAMS, COLUMNS, workers=1, cache=cache)  # claims "a", trains in wait()
+    waiter = start_fits({"a": frame(1), "b": frame(2)}, PARAMS, COLUMNS, workers=1, cache=cache)
+    assert claimant.names == ["a"]
+    assert waiter.elsewhere == ["a"] and waiter.names == ["b"]
+    assert start_fits({"a": frame(1)}, PARAMS, COLUMNS, cache=cache).wait(others=False) == {}
+
+    got: dict = {}
+    waiting = threading.Thread(target=lambda: got.update(waiter.wait()))
+    waiting.start()
+    waiting.join(timeout=1.0)
+    assert waiting.is_alive()  # blocked on the claim while the claimant has not trained "a"
+    trained = claimant.wait()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive() and list(got) == ["a", "b"]
+    for key, value in got["a"].model.state_dict().items():
+        assert torch.equal(value, trained["a"].model.state_dict()[key]), key
+    assert list(cache.glob("*.claim")) == []  # released: unlinked with the lock
+
+
+def test_a_claimant_that_stored_nothing_leaves_the_fit_to_the_waiter(tmp_path) -> None:
+    cache = tmp_path / "fits"
+    claimant = start_fits({"a": frame(1)}, PARAMS, COLUMNS, workers=1, cache=cache)
+    waiter = start_fits({"a": frame(1)}, PARAMS, COLUMNS, workers=1, cache=cache)
+    assert waiter.elsewhere == ["a"]
+    claimant._claims["a"].release()  # as a killed claimant's lock is released, with no result
+    result = waiter.wait()["a"]
+    alone = fit(frame(1), PARAMS, COLUMNS)
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(value, alone.model.state_dict()[key]), key
+    assert start_fits({"a": frame(1)}, PARAMS, COLUMNS, cache=cache).cache_hits == ["a"]

@@ -13,13 +13,18 @@ plain `python -m` subprocesses, not multiprocessing's spawn, which would first i
 A fit cache (a folder) keeps results by content: the frame's bytes, the recipe, the columns, the
 training code and the thread count. A fit whose key is there is loaded instead of trained, so work
 that ran earlier (the replay pre-trains the monthly-policy models while the months replay) is not
-done twice, and a change to any of those inputs misses the cache.
+done twice, and a change to any of those inputs misses the cache. A process training a key holds
+an exclusive lock on its claim file (`<key>.claim`) until the result is stored: another process
+that wants the same fit waits for that result instead of training it again, and trains it itself
+only if the claimant ended without one.
 
     python -m platform_assets.core.tabular.parallel FOLDER   # a worker; the parent starts them
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -84,6 +89,33 @@ def _store(result: FitResult, path: Path) -> None:
     os.replace(staged, path)
 
 
+class _Claim:
+    """The lock on a cache entry's claim file, held by the process training that entry."""
+
+    def __init__(self, result: Path) -> None:
+        self.result, self.path, self._fd = result, result.with_suffix(".claim"), None
+
+    def acquire(self, block: bool = False) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """After storing the result (or failing to): unlink first, so the next claimant of this path
+        locks a new file and finds the result."""
+        if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
 class Fits:
     """Fits running in worker processes: started by `start_fits`, collected by `wait`, so the caller
     can do other work (scoring models it already has) while they train."""
@@ -98,14 +130,29 @@ class Fits:
         overlap: bool = False,
     ) -> None:
         self._order, self._procs, self._logs = list(frames), [], []
-        self._params, self._columns = params, columns
+        self._all, self._params, self._columns = frames, params, columns
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._cached: dict[str, Path] = {}  # name -> its file in the cache, hit or to be stored
+        self._claims: dict[str, _Claim] = {}  # the fits this process trains, claimed
+        #: the fits found in the cache (loaded, not trained) and those another process is training
+        self.cache_hits: list[str] = []
+        self.elsewhere: list[str] = []
         if cache is not None:
             self._cached = {name: cache / f"{fit_key(frames[name], params, columns)}.pkl" for name in frames}
-        #: the fits found in the cache: loaded, not trained
-        self.cache_hits = [name for name in frames if name in self._cached and self._cached[name].exists()]
-        self._frames = {name: frame for name, frame in frames.items() if name not in self.cache_hits}
+        for name, result in self._cached.items():
+            claim = _Claim(result)
+            if result.exists():
+                self.cache_hits.append(name)
+            elif not claim.acquire():
+                self.elsewhere.append(name)
+            elif result.exists():  # stored between the look and the lock
+                claim.release()
+                self.cache_hits.append(name)
+            else:
+                self._claims[name] = claim
+        self._frames = {
+            name: frame for name, frame in frames.items() if name not in self.cache_hits and name not in self.elsewhere
+        }
         self.names = list(self._frames)
         workers = max(1, min(workers, len(self.names)))
         if not self.names or (workers == 1 and not overlap):  # no process to start: `wait` fits here
@@ -123,14 +170,36 @@ class Fits:
                 ))
             self._logs.append(log)
 
-    def wait(self) -> dict[str, FitResult]:
-        """Every fit's result, by name (the cache's hits too); a failed fit raises with its worker's output."""
+    def wait(self, others: bool = True) -> dict[str, FitResult]:
+        """Every fit's result, by name (the cache's hits too); a failed fit raises with its worker's
+        output. The fits another process claimed are waited for, or left out when `others` is False."""
         results = {name: _load(self._cached[name]) for name in self.cache_hits}
-        for name, result in self._fitted().items():
-            if name in self._cached:
-                _store(result, self._cached[name])
-            results[name] = result
-        return {name: results[name] for name in self._order}
+        try:
+            for name, result in self._fitted().items():
+                if name in self._cached:
+                    _store(result, self._cached[name])
+                results[name] = result
+        finally:
+            for claim in self._claims.values():
+                claim.release()
+        for name in self.elsewhere if others else ():
+            results[name] = self._after_claimant(name)
+        return {name: results[name] for name in self._order if name in results}
+
+    def _after_claimant(self, name: str) -> FitResult:
+        """The result the claimant stored, once its lock is free; trained here if it stored none."""
+        from platform_assets.core.tabular.training import fit
+
+        claim = _Claim(self._cached[name])
+        claim.acquire(block=True)
+        try:
+            if claim.result.exists():
+                return _load(claim.result)
+            result = fit(self._all[name], self._params, self._columns)
+            _store(result, claim.result)
+            return result
+        finally:
+            claim.release()
 
     def _fitted(self) -> dict[str, FitResult]:
         from platform_assets.core.tabular.training import fit

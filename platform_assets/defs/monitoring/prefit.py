@@ -2,22 +2,23 @@
 
 `replay_summary` compares the drift-triggered policy with retraining every month, so it needs M(m),
 the model trained on the window before m, for every scored month m that no run registered. Each
-of them can train as soon as its window is scored and its month's sensor tick has decided; the
-replay (`make run`) starts this module in a background process after each tick, at low priority,
-on the core its own runs leave idle:
+of them can train as soon as its window is scored and its month's sensor tick has decided. The
+replay (`make run`) starts this module once, in a background process, and writes it a month after
+each tick; the process trains the models decided through that month on the core the replay's own
+runs leave idle:
 
-    python -m platform_assets.defs.monitoring.prefit --through 2013-08
+    echo 2013-08 | python -m platform_assets.defs.monitoring.prefit
 
 The fits land in PLATFORM_HOME/cache/fits under their content's key (core.tabular.parallel), and
 `replay_summary` loads them from there instead of training them again: the same frame, recipe,
-columns, training code and thread count give the same weights. Anything missing (a prefit that
-failed, a summary materialized on its own) `replay_summary` trains itself.
+columns, training code and thread count give the same weights. A fit this process is training
+when the summary starts is waited for, not trained twice; anything missing (a prefit that failed,
+a summary materialized on its own) `replay_summary` trains itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -40,31 +41,38 @@ def prefit(
     paths: PlatformPaths, client: MlflowClient, policy: RetrainPolicy, first_month: str, through: str
 ) -> tuple[list[str], list[str]]:
     """Train into the fit cache the monthly-policy models of the months scored through `through`
-    that no run registered; returns (trained now, already in the cache)."""
+    that no run registered, one at a time (each claimed only while it trains); returns (trained
+    here, already cached or claimed by another process)."""
     plan = monthly_policy(paths, client, policy, first_month, through)
-    fits = start_fits(plan.to_train, plan.params, MODEL.columns, workers=1, cache=paths.fit_cache)
-    fits.wait()
-    return fits.names, fits.cache_hits
+    trained, skipped = [], []
+    for name, frame in plan.to_train.items():
+        fits = start_fits({name: frame}, plan.params, MODEL.columns, workers=1, cache=paths.fit_cache)
+        fits.wait(others=False)
+        (trained if fits.names else skipped).append(name)
+    return trained, skipped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m platform_assets.defs.monitoring.prefit")
-    parser.add_argument("--through", required=True, help="last month whose sensor tick has decided (YYYY-MM)")
+    parser = argparse.ArgumentParser(
+        prog="python -m platform_assets.defs.monitoring.prefit",
+        description="Reads months (YYYY-MM, one per line: the last month whose sensor tick has decided) "
+        "from stdin until it closes.",
+    )
     parser.add_argument("--first-month", default=constants.REPLAY_FIRST_SCORED_MONTH)
     args = parser.parse_args(argv)
-    os.nice(10)  # the replay's own runs come first
-    started = time.perf_counter()
     resources = shared_resources()
     store = resources["mlflow_store"]
     store.activate(MODEL.experiment)
-    trained, cached = prefit(
-        resources["platform"].paths, store.client(), RetrainPolicy.from_settings(), args.first_month, args.through
-    )
-    print(
-        f"prefit through {args.through}: trained {trained or 'none'}, already cached {cached or 'none'} "
-        f"({time.perf_counter() - started:.1f}s)",
-        flush=True,
-    )
+    client, paths, policy = store.client(), resources["platform"].paths, RetrainPolicy.from_settings()
+    for line in sys.stdin:
+        through = line.strip()
+        started = time.perf_counter()
+        trained, skipped = prefit(paths, client, policy, args.first_month, through)
+        print(
+            f"prefit through {through}: trained {trained or 'none'}, cached or claimed {skipped or 'none'} "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
     return 0
 
 

@@ -370,8 +370,8 @@ def replay_summary(
             "csv": platform.report_link(folder / "replay.csv"),
             "frontier_csv": platform.report_link(folder / "frontier.csv"),
             "monthly_policy_models": (
-                f"{len(registered)} registered by runs, {len(fits.cache_hits)} from the fit cache "
-                f"(pre-trained during the replay), {len(fits.names)} trained in this step"
+                f"{len(registered)} registered by runs, {len(fits.cache_hits) + len(fits.elsewhere)} from the "
+                f"fit cache (pre-trained during the replay), {len(fits.names)} trained in this step"
             ),
             "policy_threshold": retrain_policy.auc_drop_threshold,
             "retrains_drift_policy": int(table["retrained"].sum()),
