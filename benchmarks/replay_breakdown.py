@@ -6,7 +6,11 @@ its runs' step timings from the event log, so the table covers every run `make r
 - each step kind (landing, validation, dbt build, Feast apply/materialize, training set, training,
   evaluation, scoring, Evidently drift report, replay summary), summed over the replay;
 - run overhead: each run's wall time minus its steps (run start, resources, event writes);
-- outside runs: the replay's wall time minus its runs (code location load, sensor ticks, waits).
+- outside runs: the replay's wall time when no run was executing (code location load, sensor
+  ticks, waits);
+- overlap: run time spent while another run was executing too. The replay runs month m+1's
+  pipeline in a background worker while month m is scored, so the steps add up to more than the
+  replay's wall time; the overlap is by how much.
 
     .venv/bin/python benchmarks/replay_breakdown.py [--home .platform] [--run]
 """
@@ -59,14 +63,13 @@ def breakdown(home: Path) -> tuple[list[tuple[str, float, int]], dict[str, float
         steps: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         in_steps = in_runs = 0.0
-        first_start, last_end = float("inf"), 0.0
+        intervals: list[tuple[float, float]] = []
         for run in runs:
             stats = instance.get_run_stats(run.run_id)
             if not (stats.start_time and stats.end_time):
                 continue
             in_runs += stats.end_time - stats.start_time
-            first_start = min(first_start, stats.start_time)
-            last_end = max(last_end, stats.end_time)
+            intervals.append((stats.start_time, stats.end_time))
             for step in instance.get_run_step_stats(run.run_id):
                 if step.start_time and step.end_time:
                     kind = kind_of(step.step_key)
@@ -74,14 +77,27 @@ def breakdown(home: Path) -> tuple[list[tuple[str, float, int]], dict[str, float
                     counts[kind] += 1
                     in_steps += step.end_time - step.start_time
         rows = sorted(((k, v, counts[k]) for k, v in steps.items()), key=lambda r: -r[1])
+        busy = covered(intervals)
+        span = max(end for _, end in intervals) - min(start for start, _ in intervals)
         totals = {
             "runs": float(len(runs)),
             "steps": in_steps,
             "run overhead (in runs, outside steps)": in_runs - in_steps,
-            "between runs (code location, sensor ticks, process)": (last_end - first_start) - in_runs,
-            "first run start to last run end": last_end - first_start,
+            "between runs (code location, sensor ticks, process)": span - busy,
+            "overlap (runs executing beside another run)": in_runs - busy,
+            "first run start to last run end": span,
         }
         return rows, totals
+
+
+def covered(intervals: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the intervals was open."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def main() -> None:
@@ -106,6 +122,8 @@ def main() -> None:
         print(f"{kind:<52} {seconds:>8.1f} {seconds / span:>6.1%} {count:>6}")
     for key in ("run overhead (in runs, outside steps)", "between runs (code location, sensor ticks, process)"):
         print(f"{key:<52} {totals[key]:>8.1f} {totals[key] / span:>6.1%}")
+    key = "overlap (runs executing beside another run)"
+    print(f"{'minus ' + key:<52} {-totals[key]:>8.1f} {-totals[key] / span:>6.1%}")
     print(f"{'first run start to last run end':<52} {span:>8.1f}")
     if wall is not None:
         print(f"{'make run wall time (process start to exit)':<52} {wall:>8.1f}")

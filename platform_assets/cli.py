@@ -28,6 +28,9 @@ from platform_assets.core.settings import reload
 from platform_assets.defs.monitoring.replay import latest_report
 from platform_assets.defs.monitoring.sensors import SENSOR_NAME
 
+# Months whose pipelines may run ahead of the month being scored (in the background worker).
+LOOKAHEAD = 3
+
 # Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -157,19 +160,20 @@ def run(
             print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")
             return
 
-        # Month m+1's pipeline (landing to Feast) runs in the background worker while month m is
-        # scored, its report decided on and any retrain trained: the next month's data arrives while
-        # this one is judged. Point-in-time joins read nothing dated after the flight they serve,
-        # so month m's scores, reports and retrains do not change when month m+1 lands beside them.
+        # The months' pipelines (landing to Feast) run in the background worker, in order, up to
+        # LOOKAHEAD months ahead of the month being scored, its report decided on and any retrain
+        # trained: data keeps arriving while a month is judged. Point-in-time joins read nothing
+        # dated after the flight they serve, so a month's scores, reports and retrains do not
+        # change when later months land beside them.
         replayed = keys[keys.index(first_scored):]
-        following = dict(zip(replayed, replayed[1:]))
-        ahead: dict[str, str] = {}  # month -> its pipeline's run id, running in the background worker
+        ahead: dict[str, str] = {}  # month -> its pipeline's run id, handed to the background worker
 
         def start_next(month: str) -> None:
-            upcoming = following.get(month)
-            if upcoming is not None and upcoming not in initial and upcoming not in ahead:
-                with output_to(log):
-                    ahead[upcoming] = launcher.start("monthly_pipeline", partition=upcoming, run_config=QUIET)
+            position = replayed.index(month)
+            for upcoming in replayed[position + 1 : position + 1 + LOOKAHEAD]:
+                if upcoming not in initial and upcoming not in ahead:
+                    with output_to(log):
+                        ahead[upcoming] = launcher.start("monthly_pipeline", partition=upcoming, run_config=QUIET)
 
         start_next(first_scored)
         t0 = time.perf_counter()

@@ -110,21 +110,32 @@ class RunWorker:
             [sys.executable, "-m", __name__, str(dagster_home), str(log)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
+        self._pending: list[str] = []
 
     def submit(self, run_id: str) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(run_id + "\n")
         self.process.stdin.flush()
+        self._pending.append(run_id)
+
+    @property
+    def pending(self) -> list[str]:
+        """Runs handed over and not yet seen finished."""
+        return list(self._pending)
 
     def wait(self, run_id: str) -> None:
         """Block until the worker has finished `run_id` (whatever the run's outcome)."""
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.strip() == f"done {run_id}":
-                return
-        raise RuntimeError(
-            f"the run worker exited ({self.process.wait()}) before finishing run {run_id}; see {self.log}"
-        )
+        if run_id not in self._pending:
+            raise ValueError(f"run {run_id} was not handed to this worker, or was already waited for")
+        while run_id in self._pending:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(
+                    f"the run worker exited ({self.process.wait()}) before finishing run {run_id}; see {self.log}"
+                )
+            if line.startswith("done "):
+                self._pending.remove(line.split()[1])
 
     def close(self, timeout: float = 300) -> None:
         """No more runs: let the one in hand finish (a run left STARTED would look alive in the UI)."""
@@ -144,7 +155,11 @@ def serve(dagster_home: Path, log: Path) -> None:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
     instance = in_process_instance(dagster_home)
-    import platform_assets.definitions  # noqa: F401  the code location's imports, once, before the first run
+    # The imports of the code location and of what its pipeline steps load (Feast), once, before
+    # the first run arrives.
+    import feast  # noqa: F401
+
+    import platform_assets.definitions  # noqa: F401
 
     for line in sys.stdin:
         run_id = line.strip()
@@ -213,9 +228,14 @@ class Launcher:
             raise RuntimeError("no background worker: open the launcher with workspace_launcher(..., worker_log=...)")
         launcher.handoff = self.worker.submit
         try:
-            return self.launch(job_name, **kwargs).run_id
+            run = self.launch(job_name, **kwargs)
         finally:
             launcher.handoff = None
+        self.instance.report_engine_event(
+            f"Handed to the replay's run worker (pid {self.worker.process.pid}), which executes the runs "
+            "handed to it one at a time, in order.", run,
+        )
+        return run.run_id
 
     def finish(self, run_id: str) -> dg.DagsterRun:
         """The run `start` handed to the worker, once it has ended."""
@@ -262,6 +282,12 @@ def workspace_launcher(
     finally:
         if worker is not None:
             worker.close()
+            # A run the worker never finished (the replay stopped early, the worker was killed)
+            # must not look alive in the UI.
+            for run_id in worker.pending:
+                run = instance.get_run_by_id(run_id)
+                if run is not None and not run.is_finished:
+                    instance.report_run_failed(run, "the replay ended before its run worker finished this run")
 
 
 @contextmanager
