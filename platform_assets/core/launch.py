@@ -7,9 +7,10 @@ So each run carries the code location's origin and tags and appears in the UI's 
 tab, the Overview timeline and the sensor's tick history, like any run the daemon or the UI launched.
 
 Only where a run executes differs. The instance built here hands runs to `InProcessRunLauncher`,
-which executes them synchronously in this process, or, for the runs the replay starts ahead (the
-next month's pipeline while this month is scored), to one `RunWorker`: a second process that
-imported the definitions once and executes the runs it is handed, one after another. The UI's
+which executes them synchronously in the launching process. The runs the replay starts ahead (the
+next months' pipelines while a month is scored) are queued instead (status QUEUED, as the queued
+run coordinator does) for one `RunWorker`: a second process that imported the definitions once
+and launches each queued run there, as the daemon's dequeuer would, one after another. The UI's
 launcher would spawn one process per run, and each of those would load the code location again.
 
     python -m platform_assets.core.launch DAGSTER_HOME LOG   # the worker; RunWorker starts it
@@ -17,11 +18,12 @@ launcher would spawn one process per run, and each of those would load the code 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +57,6 @@ class InProcessRunLauncher(RunLauncher, ConfigurableClass):
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         self._inst_data = inst_data
-        #: set while a run is submitted to the background lane: receives the run's id instead
-        self.handoff: Callable[[str], None] | None = None
         super().__init__()
 
     @property
@@ -74,9 +74,6 @@ class InProcessRunLauncher(RunLauncher, ConfigurableClass):
         return cls(inst_data=inst_data)
 
     def launch_run(self, context: LaunchRunContext) -> None:
-        if self.handoff is not None:
-            self.handoff(context.dagster_run.run_id)
-            return
         job = recon_job_from_origin(context.job_code_origin)  # type: ignore[arg-type]
         execute_run(job, context.dagster_run, self._instance)
 
@@ -110,17 +107,18 @@ class RunWorker:
             [sys.executable, "-m", __name__, str(dagster_home), str(log)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        self._pending: list[str] = []
+        self._pending: list[str] = []  # handed over, not yet waited for
+        self._finished: set[str] = set()  # reported done by the worker, not yet waited for
 
     def submit(self, run_id: str) -> None:
         assert self.process.stdin is not None
+        self._pending.append(run_id)
         self.process.stdin.write(run_id + "\n")
         self.process.stdin.flush()
-        self._pending.append(run_id)
 
     @property
     def pending(self) -> list[str]:
-        """Runs handed over and not yet seen finished."""
+        """Runs handed over and not yet waited for."""
         return list(self._pending)
 
     def wait(self, run_id: str) -> None:
@@ -128,19 +126,22 @@ class RunWorker:
         assert self.process.stdout is not None
         if run_id not in self._pending:
             raise ValueError(f"run {run_id} was not handed to this worker, or was already waited for")
-        while run_id in self._pending:
+        while run_id not in self._finished:
             line = self.process.stdout.readline()
             if not line:
                 raise RuntimeError(
                     f"the run worker exited ({self.process.wait()}) before finishing run {run_id}; see {self.log}"
                 )
             if line.startswith("done "):
-                self._pending.remove(line.split()[1])
+                self._finished.add(line.split()[1])
+        self._finished.discard(run_id)
+        self._pending.remove(run_id)
 
     def close(self, timeout: float = 300) -> None:
         """No more runs: let the one in hand finish (a run left STARTED would look alive in the UI)."""
         if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # the worker is gone already
+                self.process.stdin.close()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -150,6 +151,9 @@ class RunWorker:
 
 def serve(dagster_home: Path, log: Path) -> None:
     """The worker's loop: execute each run id read from stdin, answer `done <id>` on stdout."""
+    # Below the replay's own runs in the scheduler's eyes: the month being judged comes first, the
+    # months landing ahead use what CPU it leaves.
+    os.nice(5)
     protocol = os.fdopen(os.dup(1), "w")
     with log.open("a") as sink:  # runs print to the log, like the replay's own runs
         os.dup2(sink.fileno(), 1)
@@ -163,13 +167,12 @@ def serve(dagster_home: Path, log: Path) -> None:
 
     for line in sys.stdin:
         run_id = line.strip()
-        run = instance.get_run_by_id(run_id)
-        if run is not None:
-            try:
-                job = recon_job_from_origin(run.job_code_origin)  # type: ignore[arg-type]
-                execute_run(job, run, instance)
-            except Exception:  # noqa: BLE001  execute_run recorded the failure in the run itself
-                logging.getLogger(__name__).exception("run %s", run_id)
+        try:
+            # As the daemon launches a queued run: STARTING, then this instance's launcher
+            # (InProcessRunLauncher) executes it, here.
+            instance.launch_run(run_id, workspace=None)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001  launch_run recorded the failure in the run itself
+            logging.getLogger(__name__).exception("run %s", run_id)
         print(f"done {run_id}", file=protocol, flush=True)
 
 
@@ -190,16 +193,14 @@ class Launcher:
         [repository] = location.get_repositories().values()
         return location, repository, request
 
-    def launch(
+    def _create(
         self,
         job_name: str,
-        *,
-        partition: str | None = None,
-        partition_range: tuple[str, str] | None = None,
-        run_config: Mapping[str, Any] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> dg.DagsterRun:
-        """Create the run from the code location's snapshot of the job, submit it, return it finished."""
+        partition: str | None,
+        partition_range: tuple[str, str] | None,
+        run_config: Mapping[str, Any] | None,
+        tags: Mapping[str, str] | None,
+    ) -> tuple[dg.DagsterRun, BaseWorkspaceRequestContext]:
         from dagster._cli.job import _create_run
 
         location, repository, request = self._location()
@@ -217,28 +218,44 @@ class Launcher:
             instance=self.instance, code_location=location, remote_repo=repository, remote_job=job,
             run_config=dict(run_config or {}), tags=run_tags, op_selection=None, run_id=None,
         )
+        return run, request
+
+    def launch(
+        self,
+        job_name: str,
+        *,
+        partition: str | None = None,
+        partition_range: tuple[str, str] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dg.DagsterRun:
+        """Create the run from the code location's snapshot of the job, submit it, return it finished."""
+        run, request = self._create(job_name, partition, partition_range, run_config, tags)
         self.instance.submit_run(run.run_id, request)
         return self.instance.get_run_by_id(run.run_id)  # type: ignore[return-value]
 
-    def start(self, job_name: str, **kwargs: Any) -> str:
-        """Create and submit a run like `launch`, executed by the background worker: returns its id
-        at once; `finish` waits for it."""
-        launcher = self.instance.run_launcher
-        if self.worker is None or not isinstance(launcher, InProcessRunLauncher):
+    def start(
+        self,
+        job_name: str,
+        *,
+        partition: str | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create the run like `launch` and queue it for the background worker, which launches it
+        (as the daemon launches a queued run) when the runs queued before it are done. Returns the
+        run's id at once; `finish` waits for it."""
+        from dagster._core.events import DagsterEvent
+
+        if self.worker is None:
             raise RuntimeError("no background worker: open the launcher with workspace_launcher(..., worker_log=...)")
-        launcher.handoff = self.worker.submit
-        try:
-            run = self.launch(job_name, **kwargs)
-        finally:
-            launcher.handoff = None
-        self.instance.report_engine_event(
-            f"Handed to the replay's run worker (pid {self.worker.process.pid}), which executes the runs "
-            "handed to it one at a time, in order.", run,
-        )
+        run, _ = self._create(job_name, partition, None, run_config, tags)
+        self.instance.report_dagster_event(DagsterEvent.job_enqueue(run), run_id=run.run_id)  # status QUEUED
+        self.worker.submit(run.run_id)
         return run.run_id
 
     def finish(self, run_id: str) -> dg.DagsterRun:
-        """The run `start` handed to the worker, once it has ended."""
+        """The run `start` queued for the worker, once it has ended."""
         assert self.worker is not None
         self.worker.wait(run_id)
         return self.instance.get_run_by_id(run_id)  # type: ignore[return-value]
@@ -286,7 +303,11 @@ def workspace_launcher(
             # must not look alive in the UI.
             for run_id in worker.pending:
                 run = instance.get_run_by_id(run_id)
-                if run is not None and not run.is_finished:
+                if run is None or run.is_finished:
+                    continue
+                if run.status == dg.DagsterRunStatus.QUEUED:
+                    instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
+                else:
                     instance.report_run_failed(run, "the replay ended before its run worker finished this run")
 
 

@@ -19,6 +19,7 @@ a summary materialized on its own) `replay_summary` trains itself.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--first-month", default=constants.REPLAY_FIRST_SCORED_MONTH)
     args = parser.parse_args(argv)
+    os.nice(10)  # after the replay's runs and its run worker: the summary needs these fits last
     resources = shared_resources()
     store = resources["mlflow_store"]
     store.activate(MODEL.experiment)

@@ -1,0 +1,77 @@
+"""The replay's background lane: runs handed to a second process (core.launch.RunWorker) execute
+there, in the order handed over, and land in the instance like the runs executed in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.core.launch import in_process_instance, workspace_launcher
+
+from . import sensor_defs
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    home, markers = tmp_path / "dagster_home", tmp_path / "markers"
+    home.mkdir()
+    markers.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_file:\n"
+        f"      relative_path: {Path(sensor_defs.__file__)}\n"
+        f"      working_directory: {Path(__file__).resolve().parents[3]}\n"
+    )
+    monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))  # the worker inherits it
+    return home, workspace, markers
+
+
+def window(start: str, end: str) -> dict:
+    span = {"start_month": start, "end_month": end}
+    return {"ops": {"training_set": {"config": span}, "delay_model": {"config": span}}}
+
+
+def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(workspace, tmp_path: Path) -> None:
+    home, workspace_file, markers = workspace
+    log = tmp_path / "worker.log"
+    with in_process_instance(home) as instance, workspace_launcher(instance, workspace_file, worker_log=log) as launcher:
+        first = launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
+        second = launcher.start("train_and_promote", run_config=window("2013-02", "2013-05"))
+        here = launcher.launch("train_and_promote", run_config=window("2013-03", "2013-06"))  # meanwhile
+        done = [launcher.finish(second), launcher.finish(first)]  # either order of waiting works
+        worker_pid = launcher.worker.process.pid
+    assert here.status == dg.DagsterRunStatus.SUCCESS
+    assert [run.status for run in done] == [dg.DagsterRunStatus.SUCCESS] * 2
+    assert {json.loads(p.read_text())["start_month"] for p in markers.glob("*.json")} == {"2013-01", "2013-02", "2013-03"}
+    with dg.DagsterInstance.from_config(str(home)) as reader:
+
+        def run_pid(run_id: str) -> int:  # the process that executed the run (its RUN_START event)
+            [start] = [e for e in reader.all_logs(run_id) if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_START"]
+            return start.dagster_event.pid
+
+        assert run_pid(first) == run_pid(second) == worker_pid != os.getpid()
+        assert run_pid(here.run_id) == os.getpid()
+        stats = {run_id: reader.get_run_stats(run_id) for run_id in (first, second)}
+        # One at a time, in the order handed over.
+        assert stats[first].end_time <= stats[second].start_time
+        # Queued, then launched by the worker as the daemon launches a queued run.
+        kinds = [e.dagster_event.event_type_value for e in reader.all_logs(first) if e.dagster_event]
+        assert kinds.index("PIPELINE_ENQUEUED") < kinds.index("PIPELINE_STARTING") < kinds.index("PIPELINE_SUCCESS")
+
+
+def test_a_run_the_worker_never_launched_is_canceled_not_left_queued(workspace, tmp_path: Path) -> None:
+    home, workspace_file, _ = workspace
+    with in_process_instance(home) as instance:
+        with workspace_launcher(instance, workspace_file, worker_log=tmp_path / "worker.log") as launcher:
+            launcher.worker.process.kill()  # the worker dies before it gets to the run
+            launcher.worker.process.wait()
+            with pytest.raises(BrokenPipeError):
+                launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
+            [run] = instance.get_runs()
+        run = instance.get_run_by_id(run.run_id)
+        assert run.status == dg.DagsterRunStatus.CANCELED  # queued, never launched: not left "Queued"
