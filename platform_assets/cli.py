@@ -29,7 +29,7 @@ from platform_assets.defs.monitoring.replay import latest_report
 from platform_assets.defs.monitoring.sensors import SENSOR_NAME
 
 # Months whose pipelines may run ahead of the month being scored (in the background worker).
-LOOKAHEAD = 3
+LOOKAHEAD = 4
 
 # Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -78,14 +78,9 @@ class Prefit:
             self.process.stdin.write(month + "\n")
             self.process.stdin.flush()
 
-    def done(self) -> None:
-        """No more months: it finishes what it has (the summary waits for a fit it is training)."""
-        if self.process is not None and self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
-
     def close(self) -> None:
-        """At the replay's end (or an error, Ctrl-C): stop it if it is still running."""
-        self.done()
+        """When the summary starts (or the replay stops early): the fits it stored stay in the cache;
+        the one it may be training, at its low priority, the summary trains itself at full priority."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -221,7 +216,7 @@ def run(
                 prefit.after(month)
 
         t0 = time.perf_counter()
-        prefit.done()
+        prefit.close()
         summary = launch("replay_summary_job", "replay summary")
         step("replay summary (frozen and monthly-retrain policies computed)", t0)
     [record] = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records

@@ -8,6 +8,7 @@ with
 features as (
 
     select * from {{ ref('feat_route_daily') }}
+    where {{ rebuilt_rows('event_timestamp') }}
 
 ),
 

@@ -1,3 +1,5 @@
+import os
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -8,6 +10,7 @@ import pytest
 from platform_assets.defs.warehouse.assets import warehouse_models
 from platform_assets.core.dbt import dbt_executable, dbt_resource, installed_dbt_version
 from platform_assets.core.paths import PlatformPaths
+from platform_assets.core.settings import DBT_PROJECT_DIR
 
 from tests.conftest import SMALL_FLIGHT_ROWS
 from .helpers import materialize, resources
@@ -59,6 +62,36 @@ def test_monthly_dbt_builds_grow_the_mart_and_rebuilding_a_month_is_idempotent(
     assert len(logs) == 3
     reparsed = ['"UnableToPartialParse"' in log.read_text() for log in logs]
     assert reparsed[1:] == [False, False]
+
+    # The brute-force leak test recomputes the rows a build can change: its months' and the 28
+    # days after them. A corrupted count on 2013-01-10 fails a January build (and a full one),
+    # not a February one, which January's build already covered.
+    table = features / "feat_carrier_daily.parquet"
+    day = "2013-01-10"
+    duckdb.sql(
+        f"copy (select * replace (case when cast(event_timestamp as date) = '{day}' then carrier_flights_7d + 1 "
+        f"else carrier_flights_7d end as carrier_flights_7d) from read_parquet('{table}')) to '{table}.bad' (format parquet)"
+    )
+    (features / "feat_carrier_daily.parquet.bad").replace(table)
+    assert leak_test_fails(platform_home, ("2013-01", "2013-01"))
+    assert leak_test_fails(platform_home, None)
+    assert not leak_test_fails(platform_home, ("2013-02", "2013-02"))
+    assert not leak_test_fails(platform_home, ("2012-11", "2012-11"))  # its 28 days end before the 10th
+    assert leak_test_fails(platform_home, ("2012-12", "2012-12"))  # ... and December's reach it
+
+
+def leak_test_fails(home: Path, window: tuple[str, str] | None) -> bool:
+    env = {k: v for k, v in os.environ.items() if k not in ("DBT_START_MONTH", "DBT_END_MONTH")}
+    env["PLATFORM_HOME"] = str(home)
+    if window is not None:
+        env["DBT_START_MONTH"], env["DBT_END_MONTH"] = window
+    done = subprocess.run(
+        [dbt_executable(), "test", "--select", "assert_carrier_daily_uses_only_known_outcomes", "--profiles-dir", ".",
+         "--target-path", str(home / "leak_test_target")],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, check=False,
+    )
+    assert "Database Error" not in done.stdout, done.stdout[-2000:]
+    return done.returncode != 0
 
 
 def test_the_dbt_resource_knows_the_version_dbt_prints_without_asking_dbt(tmp_path: Path) -> None:
