@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--first-month", default=constants.REPLAY_FIRST_SCORED_MONTH)
     args = parser.parse_args(argv)
-    os.nice(10)  # after the replay's runs and its run worker: the summary needs these fits last
+    os.nice(5)  # beside the run worker, below the month being judged
     resources = shared_resources()
     store = resources["mlflow_store"]
     store.activate(MODEL.experiment)
