@@ -8,6 +8,7 @@ sensor, whose decision (the daemon's own code) launches the retraining run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from platform_assets.defs.monitoring.replay import latest_report
 from platform_assets.defs.monitoring.sensors import SENSOR_NAME
 
 # Months whose pipelines may run ahead of the month being scored (in the background worker).
-LOOKAHEAD = 4
+LOOKAHEAD = 6
 
 # Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -78,9 +79,22 @@ class Prefit:
             self.process.stdin.write(month + "\n")
             self.process.stdin.flush()
 
+    def finish_at_full_priority(self) -> None:
+        """When the summary starts: no more months; the fit it may be training (the summary waits
+        for it) goes on at the summary's priority. Raising a priority needs CAP_SYS_NICE (root has
+        it); without it the prefit stops, and the summary trains that fit itself."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except PermissionError:
+            self.close()
+
     def close(self) -> None:
-        """When the summary starts (or the replay stops early): the fits it stored stay in the cache;
-        the one it may be training, at its low priority, the summary trains itself at full priority."""
+        """When the replay ends (or stops early): the fits it stored stay in the cache."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -216,7 +230,7 @@ def run(
                 prefit.after(month)
 
         t0 = time.perf_counter()
-        prefit.close()
+        prefit.finish_at_full_priority()
         summary = launch("replay_summary_job", "replay summary")
         step("replay summary (frozen and monthly-retrain policies computed)", t0)
     [record] = instance.fetch_materializations(dg.AssetKey("replay_summary"), limit=1).records
