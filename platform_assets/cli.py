@@ -3,6 +3,11 @@
 The first months train the first champion; every later month is ingested, validated, built into the
 warehouse and Feast, scored, compared with the champion's training data, and handed to the drift
 sensor, whose decision (the daemon's own code) launches the retraining run.
+
+Three lanes share the cores: the month being judged (scoring, drift report, sensor tick, retrain)
+runs here; the months' pipelines run ahead, queued for a background run worker (core.launch); the
+retrain-every-month models the summary compares against train in a prefit process
+(defs.monitoring.prefit) into the fit cache. The worker and the prefit run at a lower priority.
 """
 
 from __future__ import annotations

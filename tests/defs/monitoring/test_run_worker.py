@@ -1,5 +1,5 @@
-"""The replay's background lane: runs handed to a second process (core.launch.RunWorker) execute
-there, in the order handed over, and land in the instance like the runs executed in-process."""
+"""The replay's background lane: runs queued for a second process (core.launch.RunWorker) execute
+there, in the order queued, and land in the instance like the runs executed in-process."""
 
 from __future__ import annotations
 
@@ -12,32 +12,14 @@ import pytest
 
 from platform_assets.core.launch import in_process_instance, workspace_launcher
 
-from . import sensor_defs
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
-    home, markers = tmp_path / "dagster_home", tmp_path / "markers"
-    home.mkdir()
-    markers.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n  - python_file:\n"
-        f"      relative_path: {Path(sensor_defs.__file__)}\n"
-        f"      working_directory: {Path(__file__).resolve().parents[3]}\n"
-    )
-    monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))  # the worker inherits it
-    return home, workspace, markers
-
 
 def window(start: str, end: str) -> dict:
     span = {"start_month": start, "end_month": end}
     return {"ops": {"training_set": {"config": span}, "delay_model": {"config": span}}}
 
 
-def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(workspace, tmp_path: Path) -> None:
-    home, workspace_file, markers = workspace
+def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(sensor_workspace, tmp_path: Path) -> None:
+    home, workspace_file, markers = sensor_workspace
     log = tmp_path / "worker.log"
     with in_process_instance(home) as instance, workspace_launcher(instance, workspace_file, worker_log=log) as launcher:
         first = launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
@@ -64,8 +46,8 @@ def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(works
         assert kinds.index("PIPELINE_ENQUEUED") < kinds.index("PIPELINE_STARTING") < kinds.index("PIPELINE_SUCCESS")
 
 
-def test_a_run_the_worker_never_launched_is_canceled_not_left_queued(workspace, tmp_path: Path) -> None:
-    home, workspace_file, _ = workspace
+def test_a_run_the_worker_never_launched_is_canceled_not_left_queued(sensor_workspace, tmp_path: Path) -> None:
+    home, workspace_file, _ = sensor_workspace
     with in_process_instance(home) as instance:
         with workspace_launcher(instance, workspace_file, worker_log=tmp_path / "worker.log") as launcher:
             launcher.worker.process.kill()  # the worker dies before it gets to the run

@@ -134,19 +134,9 @@ def _stop(daemon: subprocess.Popen) -> None:
 
 @pytest.mark.e2e
 def test_daemon_launches_one_retrain_per_report_across_a_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sensor_workspace: tuple[Path, Path, Path],
 ) -> None:
-    home, markers = tmp_path / "dagster_home", tmp_path / "markers"
-    home.mkdir()
-    markers.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n  - python_file:\n"
-        f"      relative_path: {Path(sensor_defs.__file__)}\n"
-        f"      working_directory: {Path(__file__).resolve().parents[3]}\n"
-    )
-    monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))
+    home, workspace, markers = sensor_workspace
     env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         # What the replay (make run) does: one sensor-daemon iteration through the workspace, whose
