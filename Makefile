@@ -11,7 +11,9 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/te
 
 .PHONY: install run test ui bench clean manifest browser
 
-install: $(INSTALLED)
+# The install also prepares dbt's manifest (as `dagster-dbt project prepare-and-package` does for
+# the image in deploy/): a build artifact of the project, rebuilt only when the dbt project changes.
+install: $(INSTALLED) $(MANIFEST)
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
