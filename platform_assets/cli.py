@@ -73,7 +73,7 @@ class Prefit:
     def __init__(self, log: Path) -> None:
         self.log, self.process = log, None
 
-    def after(self, month: str, ahead: str | None = None) -> None:
+    def after(self, month: str) -> None:
         if self.process is None:
             with self.log.open("a") as sink:
                 self.process = subprocess.Popen(
@@ -81,7 +81,7 @@ class Prefit:
                     stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT, text=True,
                 )
         if self.process.poll() is None and self.process.stdin is not None:
-            self.process.stdin.write(" ".join([month, *([ahead] if ahead else [])]) + "\n")
+            self.process.stdin.write(month + "\n")
             self.process.stdin.flush()
 
     def finish_at_full_priority(self) -> None:
@@ -231,9 +231,8 @@ def run(
                 succeeded(retrain, f"retraining after {month}")
                 print(f"{'':<8} retrained on {retrain.run_config['ops']['training_set']['config']}: "
                       f"{'promoted' if promoted(instance, retrain) else 'gate kept the champion'}", flush=True)
-            if month != replayed[-1]:
-                # After the last month but one, the last month's model too, ahead of its tick.
-                prefit.after(month, replayed[-1] if month == replayed[-2] else None)
+            if month != replayed[-1]:  # the last month's model trains in the summary, beside its scoring
+                prefit.after(month)
 
         t0 = time.perf_counter()
         prefit.finish_at_full_priority()

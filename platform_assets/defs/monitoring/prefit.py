@@ -5,11 +5,9 @@ the model trained on the window before m, for every scored month m that no run r
 of them can train as soon as its window is scored and its month's sensor tick has decided. The
 replay (`make run`) starts this module once, in a background process, and writes it a month after
 each tick; the process trains the models decided through that month on the core the replay's own
-runs leave idle. After the last month but one it also trains the last month's model ahead of its
-tick: nothing else would overlap with it, and if the tick retrains instead the fit goes unused.
+runs leave idle:
 
     echo 2013-08 | python -m platform_assets.defs.monitoring.prefit
-    echo 2013-11 2013-12 | python -m platform_assets.defs.monitoring.prefit
 
 The fits land in PLATFORM_HOME/cache/fits under their content's key (core.tabular.parallel), and
 `replay_summary` loads them from there instead of training them again: the same frame, recipe,
@@ -41,18 +39,12 @@ if TYPE_CHECKING:
 
 
 def prefit(
-    paths: PlatformPaths,
-    client: MlflowClient,
-    policy: RetrainPolicy,
-    first_month: str,
-    through: str,
-    ahead: str | None = None,
+    paths: PlatformPaths, client: MlflowClient, policy: RetrainPolicy, first_month: str, through: str
 ) -> tuple[list[str], list[str]]:
     """Train into the fit cache the monthly-policy models of the months scored through `through`
-    that no run registered, and month `ahead`'s (a guess: its tick may yet register it), one at a
-    time (each claimed only while it trains); returns (trained here, already cached or claimed by
-    another process)."""
-    plan = monthly_policy(paths, client, policy, first_month, through, ahead)
+    that no run registered, one at a time (each claimed only while it trains); returns (trained
+    here, already cached or claimed by another process)."""
+    plan = monthly_policy(paths, client, policy, first_month, through)
     trained, skipped = [], []
     for name, frame in plan.to_train.items():
         fits = start_fits({name: frame}, plan.params, MODEL.columns, workers=1, cache=paths.fit_cache)
@@ -64,8 +56,8 @@ def prefit(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m platform_assets.defs.monitoring.prefit",
-        description="Reads lines from stdin until it closes: the last month whose sensor tick has decided "
-        "(YYYY-MM), optionally followed by a month to train ahead of its tick.",
+        description="Reads months (YYYY-MM, one per line: the last month whose sensor tick has decided) "
+        "from stdin until it closes.",
     )
     parser.add_argument("--first-month", default=constants.REPLAY_FIRST_SCORED_MONTH)
     args = parser.parse_args(argv)
@@ -75,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.activate(MODEL.experiment)
     client, paths, policy = store.client(), resources["platform"].paths, RetrainPolicy.from_settings()
     for line in sys.stdin:
-        through, *ahead = line.split()
+        through = line.strip()
         started = time.perf_counter()
-        trained, skipped = prefit(paths, client, policy, args.first_month, through, *ahead[:1])
+        trained, skipped = prefit(paths, client, policy, args.first_month, through)
         print(
             f"prefit through {through}: trained {trained or 'none'}, cached or claimed {skipped or 'none'} "
             f"({time.perf_counter() - started:.1f}s)",

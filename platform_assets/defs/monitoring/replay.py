@@ -115,11 +115,8 @@ def monthly_policy(
     policy: RetrainPolicy,
     first_month: str,
     through: str | None = None,
-    ahead: str | None = None,
 ) -> MonthlyPolicy:
-    """The policy's models for the months scored from `first_month` (to `through`, when given), and
-    the one of month `ahead`, not yet decided on, when its window is scored: to train it before its
-    month's tick says whether a run will register it."""
+    """The policy's models for the months scored from `first_month` (to `through`, when given)."""
     import polars as pl
 
     months = [m for m in scored_months(paths, first_month) if through is None or m <= through]
@@ -133,16 +130,13 @@ def monthly_policy(
     first = client.get_model_version(MODEL.name, first_version)
     params = replace(TrainParams.from_mlflow_params(client.get_run(first.run_id).data.params), device="cpu")
     plan = MonthlyPolicy(months, initial_set, params, {}, set(), {})
-    for month in [*months, *([ahead] if ahead else [])]:
+    for month in months:
         window = policy.training_window(month)
         if window is None:
             raise ValueError(f"no {policy.window_months}-month window before {month}")
-        if month == ahead and not all(m in months or m < months[0] for m in window.months):
-            continue  # its window is not scored yet
         version = first_version if window == initial_window else registered_version(client, window, params)
         name = version or f"trained here on {window}"
-        if month != ahead:
-            plan.model_of[month] = name
+        plan.model_of[month] = name
         if version is not None:
             plan.registered.add(name)
         elif name not in plan.to_train:
