@@ -8,18 +8,17 @@ tab, the Overview timeline and the sensor's tick history, like any run the daemo
 
 Only where a run executes differs. The instance built here hands runs to `InProcessRunLauncher`,
 which executes them synchronously in the launching process. The runs the replay starts ahead (the
-next months' pipelines while a month is scored) go to one `RunWorker`: a second process with its
-own load of the workspace, which creates and executes them there, one after another. The UI's
+next months' pipelines while a month is scored) are queued instead (status QUEUED, as the queued
+run coordinator does) for one `RunWorker`: a second process that imported the definitions once
+and launches each queued run there, as the daemon's dequeuer would, one after another. The UI's
 launcher would spawn one process per run, and each of those would load the code location again.
 
-    python -m platform_assets.core.launch DAGSTER_HOME LOG WORKSPACE   # the worker; RunWorker starts it
+    python -m platform_assets.core.launch DAGSTER_HOME LOG   # the worker; RunWorker starts it
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import logging
 import os
 import subprocess
@@ -97,62 +96,49 @@ def in_process_instance(dagster_home: Path) -> dg.DagsterInstance:
 
 
 class RunWorker:
-    """A second process that creates and executes the runs asked of it, in order, one at a time
-    (`serve` below), through its own load of the workspace.
+    """A second process executing the runs handed to it, in order, one at a time (`serve` below).
 
-    Creating a run is itself work (Dagster writes a planned event per asset and check: about 1 s for
-    a month's pipeline), so the worker does it, not the replay. It loads the code location as it
-    starts, while the first runs execute in the replay's process. What the runs print goes to
-    `log`; the pipes carry requests (JSON lines) and `run <key> <id>` / `done <key>` answers."""
+    It imports the definitions as it starts, while the first runs execute here, so a handed run
+    starts at once. What the runs print goes to `log`; the pipe carries only run ids."""
 
-    def __init__(self, dagster_home: Path, log: Path, workspace_file: Path) -> None:
+    def __init__(self, dagster_home: Path, log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(dagster_home), str(log), str(workspace_file)],
+            [sys.executable, "-m", __name__, str(dagster_home), str(log)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        self._pending: list[str] = []  # asked for, not yet waited for
-        self._runs: dict[str, str] = {}  # key -> run id, as the worker reports them
-        self._done: set[str] = set()  # reported done, not yet waited for
+        self._pending: list[str] = []  # handed over, not yet waited for
+        self._finished: set[str] = set()  # reported done by the worker, not yet waited for
 
-    def submit(self, key: str, request: Mapping[str, Any]) -> None:
+    def submit(self, run_id: str) -> None:
         assert self.process.stdin is not None
-        self._pending.append(key)
-        self.process.stdin.write(json.dumps({"key": key, **request}) + "\n")
+        self._pending.append(run_id)
+        self.process.stdin.write(run_id + "\n")
         self.process.stdin.flush()
 
     @property
     def pending(self) -> list[str]:
+        """Runs handed over and not yet waited for."""
         return list(self._pending)
 
-    @property
-    def started_runs(self) -> list[str]:
-        """Ids of the runs the worker created for requests not yet waited for."""
-        return [self._runs[key] for key in self._pending if key in self._runs]
-
-    def wait(self, key: str) -> str | None:
-        """Block until the worker is done with `key`; the id of the run it made (None: none made)."""
+    def wait(self, run_id: str) -> None:
+        """Block until the worker has finished `run_id` (whatever the run's outcome)."""
         assert self.process.stdout is not None
-        if key not in self._pending:
-            raise ValueError(f"{key} was not asked of this worker, or was already waited for")
-        while key not in self._done:
+        if run_id not in self._pending:
+            raise ValueError(f"run {run_id} was not handed to this worker, or was already waited for")
+        while run_id not in self._finished:
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError(f"the run worker exited ({self.process.wait()}) before finishing {key}; see {self.log}")
-            self._read(line)
-        self._done.discard(key)
-        self._pending.remove(key)
-        return self._runs.pop(key, None)
-
-    def _read(self, line: str) -> None:
-        kind, key, *rest = line.split()
-        if kind == "run":
-            self._runs[key] = rest[0]
-        elif kind == "done":
-            self._done.add(key)
+                raise RuntimeError(
+                    f"the run worker exited ({self.process.wait()}) before finishing run {run_id}; see {self.log}"
+                )
+            if line.startswith("done "):
+                self._finished.add(line.split()[1])
+        self._finished.discard(run_id)
+        self._pending.remove(run_id)
 
     def close(self, timeout: float = 300) -> None:
-        """No more requests: let the run in hand finish (a run left STARTED would look alive in the UI)."""
+        """No more runs: let the one in hand finish (a run left STARTED would look alive in the UI)."""
         if self.process.stdin is not None and not self.process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):  # the worker is gone already
                 self.process.stdin.close()
@@ -161,13 +147,10 @@ class RunWorker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stdout is not None:
-            for line in self.process.stdout.readlines():
-                self._read(line)
 
 
-def serve(dagster_home: Path, log: Path, workspace_file: Path) -> None:
-    """The worker's loop: create and execute the run each stdin line asks for, and say so on stdout."""
+def serve(dagster_home: Path, log: Path) -> None:
+    """The worker's loop: execute each run id read from stdin, answer `done <id>` on stdout."""
     # Below the replay's own runs in the scheduler's eyes: the month being judged comes first, the
     # months landing ahead use what CPU it leaves.
     os.nice(5)
@@ -175,22 +158,22 @@ def serve(dagster_home: Path, log: Path, workspace_file: Path) -> None:
     with log.open("a") as sink:  # runs print to the log, like the replay's own runs
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
-    # What the pipeline steps import (Feast), before the first request arrives.
+    instance = in_process_instance(dagster_home)
+    # The imports of the code location and of what its pipeline steps load (Feast), once, before
+    # the first run arrives.
     import feast  # noqa: F401
 
-    with in_process_instance(dagster_home) as instance, workspace_launcher(instance, workspace_file) as launcher:
-        for line in sys.stdin:
-            request = json.loads(line)
-            key = request.pop("key")
-            if request.get("partition_range"):
-                request["partition_range"] = tuple(request["partition_range"])
-            try:
-                run, context = launcher._create(**request)
-                print(f"run {key} {run.run_id}", file=protocol, flush=True)
-                instance.submit_run(run.run_id, context)  # executes here (InProcessRunLauncher)
-            except Exception:  # noqa: BLE001  a run that started recorded its failure itself
-                logging.getLogger(__name__).exception("%s", key)
-            print(f"done {key}", file=protocol, flush=True)
+    import platform_assets.definitions  # noqa: F401
+
+    for line in sys.stdin:
+        run_id = line.strip()
+        try:
+            # As the daemon launches a queued run: STARTING, then this instance's launcher
+            # (InProcessRunLauncher) executes it, here.
+            instance.launch_run(run_id, workspace=None)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001  launch_run recorded the failure in the run itself
+            logging.getLogger(__name__).exception("run %s", run_id)
+        print(f"done {run_id}", file=protocol, flush=True)
 
 
 class Launcher:
@@ -200,7 +183,6 @@ class Launcher:
         self, instance: dg.DagsterInstance, context: WorkspaceProcessContext, worker: RunWorker | None = None
     ) -> None:
         self.instance, self.context, self.worker = instance, context, worker
-        self._keys = itertools.count(1)
 
     def _location(self) -> tuple[CodeLocation, RemoteRepository, BaseWorkspaceRequestContext]:
         request = self.context.create_request_context()
@@ -257,29 +239,26 @@ class Launcher:
         job_name: str,
         *,
         partition: str | None = None,
-        partition_range: tuple[str, str] | None = None,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
-        """Ask the background worker for a run like `launch`'s: it creates and executes it after the
-        ones asked before. Returns a key at once; `finish` waits for the run."""
+        """Create the run like `launch` and queue it for the background worker, which launches it
+        (as the daemon launches a queued run) when the runs queued before it are done. Returns the
+        run's id at once; `finish` waits for it."""
+        from dagster._core.events import DagsterEvent
+
         if self.worker is None:
             raise RuntimeError("no background worker: open the launcher with workspace_launcher(..., worker_log=...)")
-        key = f"{job_name}:{partition or '..'.join(partition_range or ())}#{next(self._keys)}"
-        self.worker.submit(key, {
-            "job_name": job_name, "partition": partition, "partition_range": partition_range,
-            "run_config": dict(run_config or {}), "tags": dict(tags or {}),
-        })
-        return key
+        run, _ = self._create(job_name, partition, None, run_config, tags)
+        self.instance.report_dagster_event(DagsterEvent.job_enqueue(run), run_id=run.run_id)  # status QUEUED
+        self.worker.submit(run.run_id)
+        return run.run_id
 
-    def finish(self, key: str) -> dg.DagsterRun:
-        """The run `start` asked for, once it has ended."""
+    def finish(self, run_id: str) -> dg.DagsterRun:
+        """The run `start` queued for the worker, once it has ended."""
         assert self.worker is not None
-        run_id = self.worker.wait(key)
-        run = self.instance.get_run_by_id(run_id) if run_id else None
-        if run is None:
-            raise RuntimeError(f"the run worker made no run for {key}; see {self.worker.log}")
-        return run
+        self.worker.wait(run_id)
+        return self.instance.get_run_by_id(run_id)  # type: ignore[return-value]
 
     def tick_sensor(self, name: str) -> tuple[InstigatorTick, list[dg.DagsterRun]]:
         """One iteration of the sensor daemon (the daemon's own code): evaluate the running sensors,
@@ -313,7 +292,7 @@ def workspace_launcher(
 ) -> Iterator[Launcher]:
     """A launcher on the code locations of `workspace_file` (the one `make ui` serves); with
     `worker_log`, also a background `RunWorker` (its runs print there) for `Launcher.start`."""
-    worker = RunWorker(Path(instance.root_directory), worker_log, workspace_file) if worker_log is not None else None
+    worker = RunWorker(Path(instance.root_directory), worker_log) if worker_log is not None else None
     try:
         with _workspace_launcher(instance, workspace_file, worker) as launcher:
             yield launcher
@@ -322,9 +301,13 @@ def workspace_launcher(
             worker.close()
             # A run the worker never finished (the replay stopped early, the worker was killed)
             # must not look alive in the UI.
-            for run_id in worker.started_runs:
+            for run_id in worker.pending:
                 run = instance.get_run_by_id(run_id)
-                if run is not None and not run.is_finished:
+                if run is None or run.is_finished:
+                    continue
+                if run.status == dg.DagsterRunStatus.QUEUED:
+                    instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
+                else:
                     instance.report_run_failed(run, "the replay ended before its run worker finished this run")
 
 
@@ -347,4 +330,4 @@ def _workspace_launcher(
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    serve(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,5 +1,5 @@
-"""The replay's background lane: runs asked of a second process (core.launch.RunWorker) are created
-and executed there, in the order asked, and land in the instance like the runs executed in-process."""
+"""The replay's background lane: runs queued for a second process (core.launch.RunWorker) execute
+there, in the order queued, and land in the instance like the runs executed in-process."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(senso
         here = launcher.launch("train_and_promote", run_config=window("2013-03", "2013-06"))  # meanwhile
         done = [launcher.finish(second), launcher.finish(first)]  # either order of waiting works
         worker_pid = launcher.worker.process.pid
-    first, second = done[1].run_id, done[0].run_id
     assert here.status == dg.DagsterRunStatus.SUCCESS
     assert [run.status for run in done] == [dg.DagsterRunStatus.SUCCESS] * 2
     assert {json.loads(p.read_text())["start_month"] for p in markers.glob("*.json")} == {"2013-01", "2013-02", "2013-03"}
@@ -42,13 +41,12 @@ def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(senso
         stats = {run_id: reader.get_run_stats(run_id) for run_id in (first, second)}
         # One at a time, in the order handed over.
         assert stats[first].end_time <= stats[second].start_time
-        # Placed like the runs made here: the code location's origin, the job's snapshot.
-        runs = {run.run_id: run for run in reader.get_runs()}
-        assert runs[first].remote_job_origin.location_name == runs[here.run_id].remote_job_origin.location_name
-        assert runs[first].job_snapshot_id == runs[here.run_id].job_snapshot_id
+        # Queued, then launched by the worker as the daemon launches a queued run.
+        kinds = [e.dagster_event.event_type_value for e in reader.all_logs(first) if e.dagster_event]
+        assert kinds.index("PIPELINE_ENQUEUED") < kinds.index("PIPELINE_STARTING") < kinds.index("PIPELINE_SUCCESS")
 
 
-def test_a_worker_that_died_fails_the_replay_loudly_and_leaves_no_run_alive(sensor_workspace, tmp_path: Path) -> None:
+def test_a_run_the_worker_never_launched_is_canceled_not_left_queued(sensor_workspace, tmp_path: Path) -> None:
     home, workspace_file, _ = sensor_workspace
     with in_process_instance(home) as instance:
         with workspace_launcher(instance, workspace_file, worker_log=tmp_path / "worker.log") as launcher:
@@ -56,4 +54,6 @@ def test_a_worker_that_died_fails_the_replay_loudly_and_leaves_no_run_alive(sens
             launcher.worker.process.wait()
             with pytest.raises(BrokenPipeError):
                 launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
-        assert [run for run in instance.get_runs() if not run.is_finished] == []
+            [run] = instance.get_runs()
+        run = instance.get_run_by_id(run.run_id)
+        assert run.status == dg.DagsterRunStatus.CANCELED  # queued, never launched: not left "Queued"
