@@ -118,6 +118,7 @@ def test_a_fit_another_claimant_is_training_is_waited_for_not_trained_twice(tmp_
     trained = claimant.wait()
     waiting.join(timeout=60)
     assert not waiting.is_alive() and list(got) == ["a", "b"]
+    assert waiter.from_others == ["a"] and waiter.names == ["b"]
     for key, value in got["a"].model.state_dict().items():
         assert torch.equal(value, trained["a"].model.state_dict()[key]), key
     assert list(cache.glob("*.claim")) == []  # released: unlinked with the lock
@@ -130,6 +131,7 @@ def test_a_claimant_that_stored_nothing_leaves_the_fit_to_the_waiter(tmp_path) -
     assert waiter.elsewhere == ["a"]
     claimant._claims["a"].release()  # as a killed claimant's lock is released, with no result
     result = waiter.wait()["a"]
+    assert waiter.names == ["a"] and waiter.from_others == []  # trained here after all
     alone = fit(frame(1), PARAMS, COLUMNS)
     for key, value in result.model.state_dict().items():
         assert torch.equal(value, alone.model.state_dict()[key]), key

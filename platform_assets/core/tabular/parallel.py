@@ -82,11 +82,13 @@ def _load(path: Path) -> FitResult:
 
 
 def _store(result: FitResult, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with staged.open("wb") as f:
-        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(staged, path)
+    from platform_assets.core.paths import write_atomic
+
+    def dump(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    write_atomic(path, dump)
 
 
 class _Claim:
@@ -137,6 +139,8 @@ class Fits:
         #: the fits found in the cache (loaded, not trained) and those another process is training
         self.cache_hits: list[str] = []
         self.elsewhere: list[str] = []
+        #: of those, the ones `wait` loaded from the cache once their claimant stored them
+        self.from_others: list[str] = []
         if cache is not None:
             self._cached = {name: cache / f"{fit_key(frames[name], params, columns)}.pkl" for name in frames}
         for name, result in self._cached.items():
@@ -194,7 +198,9 @@ class Fits:
         claim.acquire(block=True)
         try:
             if claim.result.exists():
+                self.from_others.append(name)
                 return _load(claim.result)
+            self.names.append(name)
             result = fit(self._all[name], self._params, self._columns)
             _store(result, claim.result)
             return result
@@ -216,8 +222,7 @@ class Fits:
                         f"worker exit {code}: {log.read_text(errors='replace')[-2000:]}" for code, log in exits if code
                     )
                     raise RuntimeError(f"fitting {name!r} in a worker process failed\n{tails}")
-                with result.open("rb") as f:
-                    results[name] = pickle.load(f)
+                results[name] = _load(result)
             return results
         finally:
             for p in self._procs:
@@ -265,11 +270,7 @@ def work(folder: Path) -> None:
             continue
         with task.open("rb") as f:
             frame, params, columns = pickle.load(f)
-        result = fit(frame, params, columns)
-        staged = folder / f".{task.stem}.result.tmp"
-        with staged.open("wb") as f:
-            pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(staged, folder / f"result-{task.stem.split('-')[1]}.pkl")
+        _store(fit(frame, params, columns), folder / f"result-{task.stem.split('-')[1]}.pkl")
 
 
 if __name__ == "__main__":
