@@ -1,5 +1,6 @@
 """The replay's outcome as an asset: the drift-triggered policy that ran, next to two it did not."""
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,6 @@ from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.delay_model.spec import MODEL
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
     import polars as pl
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
@@ -233,17 +232,10 @@ def replay_summary(
     months, model_of, registered = plan.months, plan.model_of, plan.registered
     labelled = {m: labelled_rows(paths, m) for m in months}
     features = {m: month_features(paths, plan.initial_set, m).to_pandas() for m in months}
-    loaded: dict[str, Any] = {}  # registered versions, each loaded from MLflow once
-
-    def registered_scorer(version: str) -> Any:
-        def scorer(frame: "pd.DataFrame") -> "np.ndarray":
-            if version not in loaded:
-                loaded[version] = load_version(version)
-            return predict_loaded(loaded[version], frame)
-
-        return scorer
-
-    scorers: dict[str, Any] = {name: registered_scorer(name) for name in registered}
+    load = functools.cache(load_version)  # each registered version loaded from MLflow once
+    scorers: dict[str, Any] = {
+        name: lambda frame, v=name: predict_loaded(load(v), frame) for name in registered
+    }
     # The models no run registered train side by side in worker processes while this process
     # scores the registered ones; those the replay pre-trained (make run) come from the fit cache.
     fits = start_fits(plan.to_train, plan.params, MODEL.columns, cache=paths.fit_cache, overlap=True)
@@ -370,7 +362,7 @@ def replay_summary(
             "csv": platform.report_link(folder / "replay.csv"),
             "frontier_csv": platform.report_link(folder / "frontier.csv"),
             "monthly_policy_models": (
-                f"{len(registered)} registered by runs, {len(fits.cache_hits) + len(fits.elsewhere)} from the "
+                f"{len(registered)} registered by runs, {len(fits.cache_hits) + len(fits.from_others)} from the "
                 f"fit cache (pre-trained during the replay), {len(fits.names)} trained in this step"
             ),
             "policy_threshold": retrain_policy.auc_drop_threshold,
