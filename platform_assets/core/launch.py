@@ -294,8 +294,18 @@ def workspace_launcher(
     `worker_log`, also a background `RunWorker` (its runs print there) for `Launcher.start`."""
     worker = RunWorker(Path(instance.root_directory), worker_log) if worker_log is not None else None
     try:
-        with _workspace_launcher(instance, workspace_file, worker) as launcher:
-            yield launcher
+        with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace_file)])) as context:
+            errors = {
+                name: entry.load_error
+                for name, entry in context.create_request_context().get_code_location_entries().items()
+                if entry.load_error
+            }
+            if errors:
+                raise RuntimeError(
+                    "the code location failed to load: "
+                    + "; ".join(f"{name}: {error.to_string()}" for name, error in errors.items())
+                )
+            yield Launcher(instance, context, worker)
     finally:
         if worker is not None:
             worker.close()
@@ -309,24 +319,6 @@ def workspace_launcher(
                     instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
                 else:
                     instance.report_run_failed(run, "the replay ended before its run worker finished this run")
-
-
-@contextmanager
-def _workspace_launcher(
-    instance: dg.DagsterInstance, workspace_file: Path, worker: RunWorker | None
-) -> Iterator[Launcher]:
-    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace_file)])) as context:
-        errors = {
-            name: entry.load_error
-            for name, entry in context.create_request_context().get_code_location_entries().items()
-            if entry.load_error
-        }
-        if errors:
-            raise RuntimeError(
-                "the code location failed to load: "
-                + "; ".join(f"{name}: {error.to_string()}" for name, error in errors.items())
-            )
-        yield Launcher(instance, context, worker)
 
 
 if __name__ == "__main__":
