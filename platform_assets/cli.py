@@ -13,9 +13,7 @@ retrain-every-month models the summary compares against train in a prefit proces
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +29,7 @@ from platform_assets.core.launch import in_process_instance, workspace_launcher
 from platform_assets.core.partitions import all_months
 from platform_assets.core.paths import PlatformPaths
 from platform_assets.core.settings import reload
+from platform_assets.defs.monitoring.prefit import Prefit
 from platform_assets.defs.monitoring.replay import latest_report
 from platform_assets.defs.monitoring.sensors import SENSOR_NAME
 
@@ -63,46 +62,6 @@ def output_to(log: Path) -> Iterator[None]:
 
 def step(label: str, started: float) -> None:
     print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
-
-
-class Prefit:
-    """The monthly-policy models `replay_summary` needs, trained in one background process while the
-    months replay (platform_assets.defs.monitoring.prefit): it hears of each month once its sensor
-    tick has decided, and trains what that month settled."""
-
-    def __init__(self, log: Path) -> None:
-        self.log, self.process = log, None
-
-    def after(self, month: str) -> None:
-        if self.process is None:
-            with self.log.open("a") as sink:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "platform_assets.defs.monitoring.prefit"],
-                    stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT, text=True,
-                )
-        if self.process.poll() is None and self.process.stdin is not None:
-            self.process.stdin.write(month + "\n")
-            self.process.stdin.flush()
-
-    def finish_at_full_priority(self) -> None:
-        """When the summary starts: no more months; the fit it may be training (the summary waits
-        for it) goes on at the summary's priority. Raising a priority needs CAP_SYS_NICE (root has
-        it); without it the prefit stops, and the summary trains that fit itself."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.close()
-        try:
-            os.setpriority(os.PRIO_PROCESS, self.process.pid, os.getpriority(os.PRIO_PROCESS, 0))
-        except PermissionError:
-            self.close()
-
-    def close(self) -> None:
-        """When the replay ends (or stops early): the fits it stored stay in the cache."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:

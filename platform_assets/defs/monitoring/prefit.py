@@ -19,10 +19,13 @@ a summary materialized on its own) `replay_summary` trains itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from platform_assets.core import constants
@@ -51,6 +54,45 @@ def prefit(
         fits.wait(others=False)
         (trained if fits.names else skipped).append(name)
     return trained, skipped
+
+
+class Prefit:
+    """This module run as the replay's background process: it hears of each month once its sensor
+    tick has decided (`after`), and trains what that month settled."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.process = log, None
+
+    def after(self, month: str) -> None:
+        if self.process is None:
+            with self.log.open("a") as sink:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", __name__],
+                    stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                )
+        if self.process.poll() is None and self.process.stdin is not None:
+            self.process.stdin.write(month + "\n")
+            self.process.stdin.flush()
+
+    def finish_at_full_priority(self) -> None:
+        """When the summary starts: no more months; the fit it may be training (the summary waits
+        for it) goes on at the summary's priority. Raising a priority needs CAP_SYS_NICE (root has
+        it); without it the prefit stops, and the summary trains that fit itself."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except PermissionError:
+            self.close()
+
+    def close(self) -> None:
+        """When the replay ends (or stops early): the fits it stored stay in the cache."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
