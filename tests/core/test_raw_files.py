@@ -67,14 +67,33 @@ def test_truncated_zip_is_unreadable(tmp_path: Path, real_data_dir: Path) -> Non
         read_raw(path, FLIGHTS)
 
 
-def test_zip_archive_is_read_like_the_csv(tmp_path: Path, raw_dir: Path) -> None:
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+def test_zip_archive_is_read_like_the_csv(tmp_path: Path, raw_dir: Path, method: int) -> None:
     csv_path = raw_dir / "flights.csv"
     zip_path = tmp_path / "flights.csv.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
+    with zipfile.ZipFile(zip_path, "w", compression=method) as archive:
         archive.write(csv_path, "flights.csv")
     from_zip = read_raw(zip_path, FLIGHTS).frame
     from_csv = read_raw(csv_path, FLIGHTS).frame
     assert from_zip.equals(from_csv)
+
+
+def test_a_corrupt_deflated_member_is_unreadable_not_misread(tmp_path: Path, raw_dir: Path) -> None:
+    zip_path = tmp_path / "flights.csv.zip"
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(raw_dir / "flights.csv", "flights.csv")
+        info = archive.getinfo("flights.csv")
+    blob = bytearray(zip_path.read_bytes())
+    data_start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for offset in (data_start + info.compress_size // 2, data_start + info.compress_size - 1):
+        broken = bytearray(blob)
+        broken[offset] ^= 0xFF  # one flipped byte: a bad stream, or a stream whose CRC-32 differs
+        path = tmp_path / f"broken-{offset}" / "flights.csv.zip"
+        path.parent.mkdir()
+        path.write_bytes(bytes(broken))
+        with pytest.raises(RawFileError) as err:
+            read_raw(path, FLIGHTS)
+        assert err.value.rule == "readable zip archive" and err.value.file == str(path)
 
 
 def test_few_unparseable_cells_keep_their_text_for_quarantine(raw_dir: Path) -> None:

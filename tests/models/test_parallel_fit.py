@@ -136,3 +136,18 @@ def test_a_claimant_that_stored_nothing_leaves_the_fit_to_the_waiter(tmp_path) -
     for key, value in result.model.state_dict().items():
         assert torch.equal(value, alone.model.state_dict()[key]), key
     assert start_fits({"a": frame(1)}, PARAMS, COLUMNS, cache=cache).cache_hits == ["a"]
+
+
+def test_cache_hits_are_there_before_the_other_fits_finish(tmp_path) -> None:
+    cache = tmp_path / "fits"
+    stored = fit_many({"a": frame(1)}, PARAMS, COLUMNS, workers=1, cache=cache)["a"]
+    both = start_fits({"a": frame(1), "b": frame(2)}, PARAMS, COLUMNS, cache=cache, overlap=True)
+    try:
+        hits = both.hits()  # "b" trains in a worker process meanwhile
+        assert list(hits) == ["a"] and both.names == ["b"]
+        assert all(p.poll() is None for p in both._procs)  # still training "b"
+    finally:
+        done = both.wait()
+    assert list(done) == ["a", "b"] and done["a"] is hits["a"]  # loaded once
+    for key, value in hits["a"].model.state_dict().items():
+        assert torch.equal(value, stored.model.state_dict()[key]), key

@@ -136,6 +136,7 @@ class Fits:
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._cached: dict[str, Path] = {}  # name -> its file in the cache, hit or to be stored
         self._claims: dict[str, _Claim] = {}  # the fits this process trains, claimed
+        self._hits: dict[str, FitResult] | None = None
         #: the fits found in the cache (loaded, not trained) and those another process is training
         self.cache_hits: list[str] = []
         self.elsewhere: list[str] = []
@@ -174,10 +175,16 @@ class Fits:
                 ))
             self._logs.append(log)
 
+    def hits(self) -> dict[str, FitResult]:
+        """The fits found in the cache, loaded (once): usable before the others finish."""
+        if self._hits is None:
+            self._hits = {name: _load(self._cached[name]) for name in self.cache_hits}
+        return dict(self._hits)
+
     def wait(self, others: bool = True) -> dict[str, FitResult]:
         """Every fit's result, by name (the cache's hits too); a failed fit raises with its worker's
         output. The fits another process claimed are waited for, or left out when `others` is False."""
-        results = {name: _load(self._cached[name]) for name in self.cache_hits}
+        results = self.hits()
         try:
             for name, result in self._fitted().items():
                 if name in self._cached:

@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,12 +42,18 @@ if TYPE_CHECKING:
 
 
 def prefit(
-    paths: PlatformPaths, client: MlflowClient, policy: RetrainPolicy, first_month: str, through: str
+    paths: PlatformPaths,
+    client: MlflowClient,
+    policy: RetrainPolicy,
+    first_month: str,
+    through: str,
+    settled: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Train into the fit cache the monthly-policy models of the months scored through `through`
-    that no run registered, one at a time (each claimed only while it trains); returns (trained
-    here, already cached or claimed by another process)."""
-    plan = monthly_policy(paths, client, policy, first_month, through)
+    that no run registered, one at a time (each claimed only while it trains), except those in
+    `settled` (an earlier call's); returns (trained here, already cached or claimed by another
+    process)."""
+    plan = monthly_policy(paths, client, policy, first_month, through, settled)
     trained, skipped = [], []
     for name, frame in plan.to_train.items():
         fits = start_fits({name: frame}, plan.params, MODEL.columns, workers=1, cache=paths.fit_cache)
@@ -108,10 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = resources["mlflow_store"]
     store.activate(MODEL.experiment)
     client, paths, policy = store.client(), resources["platform"].paths, RetrainPolicy.from_settings()
+    settled: set[str] = set()  # planned once: their frames are not built and hashed again
     for line in sys.stdin:
         through = line.strip()
         started = time.perf_counter()
-        trained, skipped = prefit(paths, client, policy, args.first_month, through)
+        trained, skipped = prefit(paths, client, policy, args.first_month, through, settled)
+        settled.update(trained + skipped)
         print(
             f"prefit through {through}: trained {trained or 'none'}, cached or claimed {skipped or 'none'} "
             f"({time.perf_counter() - started:.1f}s)",

@@ -2,6 +2,7 @@
 
 import functools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -114,8 +115,10 @@ def monthly_policy(
     policy: RetrainPolicy,
     first_month: str,
     through: str | None = None,
+    settled: Collection[str] = (),
 ) -> MonthlyPolicy:
-    """The policy's models for the months scored from `first_month` (to `through`, when given)."""
+    """The policy's models for the months scored from `first_month` (to `through`, when given).
+    Models named in `settled` (a caller already trained them) get no frame in `to_train`."""
     import polars as pl
 
     months = [m for m in scored_months(paths, first_month) if through is None or m <= through]
@@ -138,7 +141,7 @@ def monthly_policy(
         plan.model_of[month] = name
         if version is not None:
             plan.registered.add(name)
-        elif name not in plan.to_train:
+        elif name not in plan.to_train and name not in settled:
             plan.to_train[name] = pl.concat([month_features(paths, initial_set, m) for m in window.months])
     return plan
 
@@ -253,14 +256,14 @@ def replay_summary(
             proba = scorers[model](features[month])
         return MonthScore(rank_auc(y, proba), auc_interval(y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
 
-    for model, month in pairs:
-        if model in scorers:
-            scores[(model, month)] = score(model, month)
-    for name, trained in fits.wait().items():
-        scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
-    for model, month in pairs:
-        if (model, month) not in scores:
-            scores[(model, month)] = score(model, month)
+    # The registered models and the fit cache's hits score while the other fits train; the rest
+    # once they are done.
+    for fitted in (fits.hits, fits.wait):
+        for name, trained in fitted().items():
+            scorers[name] = lambda frame, t=trained: predict_proba(t.model, t.preprocessor, frame)
+        for model, month in pairs:
+            if model in scorers and (model, month) not in scores:
+                scores[(model, month)] = score(model, month)
     holdout = {}
     for month, model in model_of.items():
         tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model in registered else None
