@@ -5,7 +5,8 @@ warehouse and Feast, scored, compared with the champion's training data, and han
 sensor, whose decision (the daemon's own code) launches the retraining run.
 
 Three lanes share the cores: the month being judged (scoring, drift report, sensor tick, retrain)
-runs here; the months' pipelines run ahead, queued for a background run worker (core.launch); the
+runs here; the months' pipelines (the reference tables and the first months too, while this process
+imports what its runs will load) run ahead, queued for a background run worker (core.launch); the
 retrain-every-month models the summary compares against train in a prefit process
 (defs.monitoring.prefit) into the fit cache. The worker and the prefit run at a lower priority.
 """
