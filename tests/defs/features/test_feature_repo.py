@@ -141,7 +141,8 @@ def test_a_reader_never_sees_a_half_written_registry(feast_home: Path, feast_res
     for _ in range(300):
         big.feature_views.extend(views)
     expected = len(big.feature_views)
-    inode = path.stat().st_ino
+    # Held open, so its inode cannot be reused by one of the new files (a test seen to fail so).
+    original = path.open("rb")
 
     stop, writes = threading.Event(), []
 
@@ -163,5 +164,11 @@ def test_a_reader_never_sees_a_half_written_registry(feast_home: Path, feast_res
         writer.join()
     assert len(writes) == 60 and reads
     assert set(reads) <= {len(views), expected}, "a reader saw a partial registry"
-    assert path.stat().st_ino != inode  # replaced, not rewritten in place
+    # Replaced, not rewritten in place: the file held open was unlinked, its bytes untouched.
+    with original:
+        assert os.fstat(original.fileno()).st_nlink == 0
+        assert path.stat().st_ino != os.fstat(original.fileno()).st_ino
+        held = RegistryProto()
+        held.ParseFromString(original.read())
+        assert len(held.feature_views) == len(views)
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
