@@ -167,12 +167,15 @@ def serve(dagster_home: Path, log: Path) -> None:
 
     for line in sys.stdin:
         run_id = line.strip()
-        try:
-            # As the daemon launches a queued run: STARTING, then this instance's launcher
-            # (InProcessRunLauncher) executes it, here.
-            instance.launch_run(run_id, workspace=None)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001  launch_run recorded the failure in the run itself
-            logging.getLogger(__name__).exception("run %s", run_id)
+        run = instance.get_run_by_id(run_id)
+        # A run canceled while queued (the replay stopped early) is not launched.
+        if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
+            try:
+                # As the daemon launches a queued run: STARTING, then this instance's launcher
+                # (InProcessRunLauncher) executes it, here.
+                instance.launch_run(run_id, workspace=None)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001  launch_run recorded the failure in the run itself
+                logging.getLogger(__name__).exception("run %s", run_id)
         print(f"done {run_id}", file=protocol, flush=True)
 
 
@@ -309,16 +312,17 @@ def workspace_launcher(
             yield Launcher(instance, context, worker)
     finally:
         if worker is not None:
-            worker.close()
-            # A run the worker never finished (the replay stopped early, the worker was killed)
-            # must not look alive in the UI.
+            # Runs still queued when the replay ends early are canceled first: the worker skips
+            # them and stops after the run in hand, instead of executing every run queued.
             for run_id in worker.pending:
                 run = instance.get_run_by_id(run_id)
-                if run is None or run.is_finished:
-                    continue
-                if run.status == dg.DagsterRunStatus.QUEUED:
+                if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
                     instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
-                else:
+            worker.close()
+            # A run the worker never finished (the worker was killed) must not look alive in the UI.
+            for run_id in worker.pending:
+                run = instance.get_run_by_id(run_id)
+                if run is not None and not run.is_finished:
                     instance.report_run_failed(run, "the replay ended before its run worker finished this run")
 
 

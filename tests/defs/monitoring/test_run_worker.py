@@ -57,3 +57,23 @@ def test_a_run_the_worker_never_launched_is_canceled_not_left_queued(sensor_work
             [run] = instance.get_runs()
         run = instance.get_run_by_id(run.run_id)
         assert run.status == dg.DagsterRunStatus.CANCELED  # queued, never launched: not left "Queued"
+
+
+def test_a_replay_that_stops_early_cancels_its_queued_runs_and_waits_only_for_the_one_in_hand(
+    sensor_workspace, tmp_path: Path
+) -> None:
+    home, workspace_file, markers = sensor_workspace
+    with in_process_instance(home) as instance:
+        with pytest.raises(RuntimeError, match="a month failed"):
+            with workspace_launcher(instance, workspace_file, worker_log=tmp_path / "worker.log") as launcher:
+                first = launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
+                assert launcher.finish(first).status == dg.DagsterRunStatus.SUCCESS
+                second = launcher.start("train_and_promote", run_config=window("2013-02", "2013-05"))
+                third = launcher.start("train_and_promote", run_config=window("2013-03", "2013-06"))
+                raise RuntimeError("a month failed")  # as `make run` stops on a failed run
+        statuses = {run_id: instance.get_run_by_id(run_id).status for run_id in (second, third)}
+    # The second may have been in the worker's hands already; the third was still queued.
+    assert statuses[third] == dg.DagsterRunStatus.CANCELED
+    assert statuses[second] in {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS}
+    windows = {json.loads(p.read_text())["start_month"] for p in markers.glob("*.json")}
+    assert "2013-03" not in windows and "2013-01" in windows
