@@ -93,9 +93,25 @@ def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     return bool(records) and records[0].run_id == run.run_id
 
 
-def succeeded(run: dg.DagsterRun, what: str) -> dg.DagsterRun:
+def root_cause(error: Any) -> Any:
+    """The innermost error of a serialized chain (Dagster wraps what a step raised)."""
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
+def succeeded(instance: dg.DagsterInstance, run: dg.DagsterRun, what: str) -> dg.DagsterRun:
+    """The run, if it succeeded; otherwise exit with its failed steps' errors (bad input names its
+    file, column and rule there)."""
     if run.status != dg.DagsterRunStatus.SUCCESS:
-        raise SystemExit(f"{what}: run {run.run_id} ended {run.status.value}; see it in `make ui`")
+        failures = [
+            f"  {record.event_log_entry.step_key}: {root_cause(data.error).message.strip()}"
+            for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+            if (data := record.event_log_entry.dagster_event.step_failure_data) and data.error
+        ]
+        raise SystemExit(
+            "\n".join([f"{what}: run {run.run_id} ended {run.status.value}; see it in `make ui`", *failures])
+        )
     return run
 
 
@@ -142,7 +158,7 @@ def run(
         def launch(job: str, what: str, ops: dict | None = None, **kwargs: Any) -> dg.DagsterRun:
             run_config = {**QUIET, "ops": ops} if ops else QUIET
             with output_to(log):
-                return succeeded(launcher.launch(job, run_config=run_config, **kwargs), what)
+                return succeeded(instance, launcher.launch(job, run_config=run_config, **kwargs), what)
 
         # The reference tables and the months before the first scored one (together: one run, one
         # dbt build) run in the background worker, queued with the months after them; meanwhile this
@@ -178,7 +194,7 @@ def run(
             step(f"{len(first_runs) + len(ahead)} runs queued for the run worker; {imported} imported", t0)
         for run_id, label in first_runs:
             with output_to(log):
-                done = succeeded(launcher.finish(run_id), label.split(":")[0])
+                done = succeeded(instance, launcher.finish(run_id), label.split(":")[0])
             stats = instance.get_run_stats(done.run_id)
             print(f"  {label:<58} {(stats.end_time or 0) - (stats.start_time or 0):6.1f}s (run worker)", flush=True)
         if not replayed:
@@ -203,7 +219,7 @@ def run(
             t0 = time.perf_counter()
             if month in ahead:
                 with output_to(log):
-                    succeeded(launcher.finish(ahead.pop(month)), month)
+                    succeeded(instance, launcher.finish(ahead.pop(month)), month)
             elif month not in initial:
                 launch("monthly_pipeline", month, partition=month)
             start_next(month)
@@ -223,7 +239,7 @@ def run(
                 flush=True,
             )
             for retrain in retrains:
-                succeeded(retrain, f"retraining after {month}")
+                succeeded(instance, retrain, f"retraining after {month}")
                 print(f"{'':<8} retrained on {retrain.run_config['ops']['training_set']['config']}: "
                       f"{'promoted' if promoted(instance, retrain) else 'gate kept the champion'}", flush=True)
             if month != replayed[-1]:  # the last month's model trains in the summary, beside its scoring

@@ -137,6 +137,14 @@ class RunWorker:
         self._finished.discard(run_id)
         self._pending.remove(run_id)
 
+    def cancel_queued(self, instance: dg.DagsterInstance) -> None:
+        """Cancel the runs handed over and still queued (the replay ends early): the worker skips
+        them and stops after the run in hand, instead of executing every run queued."""
+        for run_id in self._pending:
+            run = instance.get_run_by_id(run_id)
+            if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
+                instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
+
     def close(self, timeout: float = 300) -> None:
         """No more runs: let the one in hand finish (a run left STARTED would look alive in the UI)."""
         if self.process.stdin is not None and not self.process.stdin.closed:
@@ -150,7 +158,8 @@ class RunWorker:
 
 
 def serve(dagster_home: Path, log: Path) -> None:
-    """The worker's loop: execute each run id read from stdin, answer `done <id>` on stdout."""
+    """The worker's loop: execute each run id read from stdin, answer `done <id>` on stdout. After a
+    run that did not succeed, the runs handed over behind it are canceled, not executed."""
     # Below the replay's own runs in the scheduler's eyes: the month being judged comes first, the
     # months landing ahead use what CPU it leaves.
     os.nice(5)
@@ -165,17 +174,26 @@ def serve(dagster_home: Path, log: Path) -> None:
 
     import platform_assets.definitions  # noqa: F401
 
+    failed: dg.DagsterRun | None = None
     for line in sys.stdin:
         run_id = line.strip()
         run = instance.get_run_by_id(run_id)
-        # A run canceled while queued (the replay stopped early) is not launched.
-        if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
+        # A run canceled while queued (the replay stopped early) is not launched; nor is one queued
+        # behind a run that failed: the replay's months build on each other, in the order queued.
+        if run is not None and run.status == dg.DagsterRunStatus.QUEUED and failed is not None:
+            instance.report_run_canceled(
+                run, f"run {failed.run_id} ({failed.job_name}), queued before it, ended {failed.status.value}"
+            )
+        elif run is not None and run.status == dg.DagsterRunStatus.QUEUED:
             try:
                 # As the daemon launches a queued run: STARTING, then this instance's launcher
                 # (InProcessRunLauncher) executes it, here.
                 instance.launch_run(run_id, workspace=None)  # type: ignore[arg-type]
             except Exception:  # noqa: BLE001  launch_run recorded the failure in the run itself
                 logging.getLogger(__name__).exception("run %s", run_id)
+            ended = instance.get_run_by_id(run_id)
+            if ended is not None and ended.status != dg.DagsterRunStatus.SUCCESS:
+                failed = ended
         print(f"done {run_id}", file=protocol, flush=True)
 
 
@@ -309,22 +327,19 @@ def workspace_launcher(
                     "the code location failed to load: "
                     + "; ".join(f"{name}: {error.to_string()}" for name, error in errors.items())
                 )
-            yield Launcher(instance, context, worker)
+            try:
+                yield Launcher(instance, context, worker)
+            finally:
+                if worker is not None:  # at once, before the code server shuts down
+                    worker.cancel_queued(instance)
     finally:
         if worker is not None:
-            # Runs still queued when the replay ends early are canceled first: the worker skips
-            # them and stops after the run in hand, instead of executing every run queued.
-            for run_id in worker.pending:
-                run = instance.get_run_by_id(run_id)
-                if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
-                    instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
             worker.close()
             # A run the worker never finished (the worker was killed) must not look alive in the UI.
             for run_id in worker.pending:
                 run = instance.get_run_by_id(run_id)
                 if run is not None and not run.is_finished:
                     instance.report_run_failed(run, "the replay ended before its run worker finished this run")
-
 
 if __name__ == "__main__":
     serve(Path(sys.argv[1]), Path(sys.argv[2]))
