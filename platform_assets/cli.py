@@ -181,21 +181,23 @@ def run(
         t0 = time.perf_counter()
         with output_to(log):
             reference = launcher.start("reference_tables", run_config=QUIET)
-            first_runs = [(reference, "reference tables: planes, airports, airlines")]
+            first_runs = [(reference, "reference tables", "planes, airports, airlines")]
             if initial:
+                span = f"{initial[0]}..{initial[-1]}"
                 first_runs.append((
                     launcher.start("monthly_pipeline", partition_range=(initial[0], initial[-1]), run_config=QUIET),
-                    f"{initial[0]}..{initial[-1]}: ingest, validate, dbt build, Feast online store",
+                    span, "ingest, validate, dbt build, Feast online store",
                 ))
         if replayed:
             start_next(first_scored)
             with output_to(log):  # libraries' import-time warnings go to the log
                 imported = preload()
             step(f"{len(first_runs) + len(ahead)} runs queued for the run worker; {imported} imported", t0)
-        for run_id, label in first_runs:
+        for run_id, what, steps in first_runs:
             with output_to(log):
-                done = succeeded(instance, launcher.finish(run_id), label.split(":")[0])
+                done = succeeded(instance, launcher.finish(run_id), what)
             stats = instance.get_run_stats(done.run_id)
+            label = f"{what}: {steps}"
             print(f"  {label:<58} {(stats.end_time or 0) - (stats.start_time or 0):6.1f}s (run worker)", flush=True)
         if not replayed:
             print(f"done in {time.perf_counter() - started:.1f}s (no month from {first_scored} on: no training)")

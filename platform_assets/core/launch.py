@@ -180,11 +180,13 @@ def serve(dagster_home: Path, log: Path) -> None:
         run = instance.get_run_by_id(run_id)
         # A run canceled while queued (the replay stopped early) is not launched; nor is one queued
         # behind a run that failed: the replay's months build on each other, in the order queued.
-        if run is not None and run.status == dg.DagsterRunStatus.QUEUED and failed is not None:
+        if run is None or run.status != dg.DagsterRunStatus.QUEUED:
+            pass
+        elif failed is not None:
             instance.report_run_canceled(
                 run, f"run {failed.run_id} ({failed.job_name}), queued before it, ended {failed.status.value}"
             )
-        elif run is not None and run.status == dg.DagsterRunStatus.QUEUED:
+        else:
             try:
                 # As the daemon launches a queued run: STARTING, then this instance's launcher
                 # (InProcessRunLauncher) executes it, here.
