@@ -32,12 +32,12 @@ def build_feature_tables(home: Path, months: Sequence[str]) -> None:
     import dagster as dg
     from dagster_dbt import DbtCliResource
 
-    from platform_assets.core.dbt import dbt_executable, dbt_project
-    from platform_assets.core.resources import PlatformPathsResource
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.ingestion.resources import RawSourceResource
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
+    from platform_assets.lib.dbt import dbt_executable, dbt_project
+    from platform_assets.lib.resources import PlatformPathsResource
 
     resources = {
         "platform": PlatformPathsResource(home=str(home)),
@@ -70,7 +70,7 @@ def request_flights(events) -> list:
 def lookup_before(store, service, features: list[str], join_keys: list[str], flights: list) -> dict:
     """The server's lookup before issue 15.4: get_online_features for the request, then its
     response protos read value by value; the flight facts and missing lists as the server builds them."""
-    from platform_assets.core.feast import python_value
+    from platform_assets.featurestore.feast import python_value
     from platform_assets.serving.features import FLIGHT_FACTS, NO_TAILNUM
 
     facts = [{name: getattr(f, name) for name in FLIGHT_FACTS} for f in flights]
@@ -131,12 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import polars as pl
 
-    from platform_assets.core.feast import service_features
-    from platform_assets.core.feature_tables import check_table, entities_in_window, view_contract
-    from platform_assets.core.paths import PlatformPaths
-    from platform_assets.core.resources import FeastResource
-    from platform_assets.defs.features.repo import apply_repo
     from platform_assets.delay_model.spec import MODEL
+    from platform_assets.featurestore.feast import service_features
+    from platform_assets.featurestore.repo import apply_repo
+    from platform_assets.featurestore.table_contracts import (
+        check_table,
+        entities_in_window,
+        view_contract,
+    )
+    from platform_assets.lib.resources import FeastResource
+    from platform_assets.paths import PlatformPaths
 
     paths = PlatformPaths(home)
     if not all((paths.feature_tables / f"{t}.parquet").is_file() for t in FEATURE_TABLES):

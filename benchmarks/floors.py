@@ -89,12 +89,12 @@ class Platform:
     def __init__(self, home: Path, months: tuple[str, str]) -> None:
         import dagster as dg
 
-        from platform_assets.core.dbt import dbt_resource
-        from platform_assets.core.resources import PlatformPathsResource
         from platform_assets.defs.ingestion.assets import raw_assets
         from platform_assets.defs.ingestion.resources import RawSourceResource
         from platform_assets.defs.validation.assets import validated_assets
         from platform_assets.defs.warehouse.assets import warehouse_models
+        from platform_assets.lib.dbt import dbt_resource
+        from platform_assets.lib.resources import PlatformPathsResource
 
         self.dg = dg
         self.home = home
@@ -132,9 +132,9 @@ def month_range(first: str, last: str) -> list[str]:
 
 
 def ingestion(platform: Platform, months: list[str], scratch: Path, repeat: int) -> Row:
-    from platform_assets.core.paths import PlatformPaths
-    from platform_assets.core.raw_files import _read_raw_cached, packaged_data_dir
-    from platform_assets.core.tables import FLIGHTS, WEATHER
+    from platform_assets.data.raw_files import _read_raw_cached, packaged_data_dir
+    from platform_assets.data.tables import FLIGHTS, WEATHER
+    from platform_assets.paths import PlatformPaths
 
     paths = PlatformPaths(platform.home)
 
@@ -180,9 +180,9 @@ def ingestion(platform: Platform, months: list[str], scratch: Path, repeat: int)
 def validation(platform: Platform, months: list[str], scratch: Path, repeat: int) -> list[Row]:
     import pandera.polars as pa
 
-    from platform_assets.core import landing
-    from platform_assets.core.paths import PlatformPaths
-    from platform_assets.defs.validation.schemas import contract_for
+    from platform_assets.data import landing
+    from platform_assets.data.contracts import contract_for
+    from platform_assets.paths import PlatformPaths
 
     paths = PlatformPaths(platform.home)
 
@@ -238,8 +238,8 @@ def validation(platform: Platform, months: list[str], scratch: Path, repeat: int
 
 
 def dbt_build(platform: Platform, months: list[str], scratch: Path, repeat: int) -> Row:
-    from platform_assets.core.dbt import dbt_executable
-    from platform_assets.core.settings import DBT_PROJECT_DIR
+    from platform_assets.lib.dbt import dbt_executable
+    from platform_assets.settings import DBT_PROJECT_DIR
 
     window = {"DBT_START_MONTH": months[0], "DBT_END_MONTH": months[-1]}
 
@@ -279,12 +279,16 @@ def training_set(home: Path, months: list[str], repeat: int) -> tuple[list[Row],
     import duckdb
     import pandas as pd
 
-    from platform_assets.core.feast import historical_features, service_features, service_views
-    from platform_assets.core.features import FLIGHT_COLUMNS
-    from platform_assets.core.paths import PlatformPaths
-    from platform_assets.core.resources import FeastResource
-    from platform_assets.defs.features.repo import apply_repo
     from platform_assets.delay_model.spec import MODEL
+    from platform_assets.events import FLIGHT_COLUMNS
+    from platform_assets.featurestore.feast import (
+        historical_features,
+        service_features,
+        service_views,
+    )
+    from platform_assets.featurestore.repo import apply_repo
+    from platform_assets.lib.resources import FeastResource
+    from platform_assets.paths import PlatformPaths
 
     paths = PlatformPaths(home)
     feast = FeastResource()
@@ -355,11 +359,11 @@ def training_set(home: Path, months: list[str], repeat: int) -> tuple[list[Row],
 
 def training_epoch(frame: pl.DataFrame, repeat: int) -> Row:
     import torch
+    from platform_assets.core.tabular import training as tabular
     from torch import nn
 
-    from platform_assets.core.tabular import training as tabular
-    from platform_assets.core.tabular.params import TrainParams
     from platform_assets.delay_model.spec import MODEL
+    from platform_assets.ml.params import TrainParams
 
     params = replace(TrainParams(), device="cpu", max_epochs=2, min_epochs=1, patience=10)
     preprocessor, train, valid, _ = tabular.prepare(frame, params, MODEL.columns)
@@ -407,9 +411,9 @@ def drift_report(frame: pl.DataFrame, months: list[str], scratch: Path, repeat: 
     from evidently.metrics import RocAuc, ValueDrift
     from evidently.presets import DataDriftPreset
 
-    from platform_assets.core.constants import DRIFT_SAMPLE_ROWS
-    from platform_assets.core.drift import deterministic_sample, run_drift_report
+    from platform_assets.constants import DRIFT_SAMPLE_ROWS
     from platform_assets.delay_model.spec import MODEL
+    from platform_assets.ml.drift import deterministic_sample, run_drift_report
 
     label, prediction = MODEL.label, MODEL.prediction
     numeric, categorical = MODEL.columns.features(frame)

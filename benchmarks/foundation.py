@@ -32,11 +32,12 @@ def step_seconds(result: dg.ExecuteInProcessResult, step: str) -> float:
 def platform_run(home: Path) -> dict[str, float]:
     os.environ["PLATFORM_HOME"] = str(home)
 
+    from platform_assets.core.environment import platform_resources
+
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
-    from platform_assets.core.dbt import dbt_resource
-    from platform_assets.core.environment import platform_resources
+    from platform_assets.lib.dbt import dbt_resource
 
     resources = {**platform_resources(), "dbt": dbt_resource()}
     assets = [*raw_assets, *validated_assets, warehouse_models]
@@ -61,9 +62,9 @@ def platform_run(home: Path) -> dict[str, float]:
 
 def bare_run(home: Path) -> dict[str, float]:
     """The same work without the platform: polars reads with a schema, pandera validates, dbt builds."""
-    from platform_assets.defs.validation.schemas import contract_for
-    from platform_assets.core.raw_files import packaged_data_dir
-    from platform_assets.core.tables import FLIGHTS, WEATHER
+    from platform_assets.data.contracts import contract_for
+    from platform_assets.data.raw_files import packaged_data_dir
+    from platform_assets.data.tables import FLIGHTS, WEATHER
 
     data = packaged_data_dir()
     out: dict[str, float] = {}
@@ -104,7 +105,7 @@ def bare_run(home: Path) -> dict[str, float]:
     out["validation"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    from platform_assets.core.dbt import DBT_PROJECT_DIR, dbt_executable
+    from platform_assets.lib.dbt import DBT_PROJECT_DIR, dbt_executable
 
     subprocess.run(
         [dbt_executable(), "build", "--quiet", "--profiles-dir", ".", "--target-path", str(home / "bare_target")],
@@ -116,9 +117,9 @@ def bare_run(home: Path) -> dict[str, float]:
 
 def rules_only(rows_repeat: int = 5) -> tuple[float, float]:
     """Rows/s of rule evaluation alone on the full year in memory: one-pass split vs pandera."""
-    from platform_assets.defs.validation.schemas import contract_for
-    from platform_assets.core.raw_files import locate, packaged_data_dir, read_raw
-    from platform_assets.core.tables import FLIGHTS
+    from platform_assets.data.contracts import contract_for
+    from platform_assets.data.raw_files import locate, packaged_data_dir, read_raw
+    from platform_assets.data.tables import FLIGHTS
 
     frame = read_raw(locate(packaged_data_dir(), FLIGHTS), FLIGHTS).frame
     contract = contract_for("flights")

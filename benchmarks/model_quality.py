@@ -22,16 +22,16 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_assets.core import constants
-from platform_assets.core.evaluation import hgb_baseline
-from platform_assets.core.metrics import rank_auc
-from platform_assets.core.partitions import monthly_partitions
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.tabular.params import TrainParams
-from platform_assets.core.tabular.training import predict_proba
+from platform_assets import constants
 from platform_assets.defs.monitoring.replay import month_features, scored_months
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.delay_model.training import fit
+from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.ml.evaluation import hgb_baseline
+from platform_assets.ml.metrics import rank_auc
+from platform_assets.ml.params import TrainParams
+from platform_assets.ml.training import predict_proba
+from platform_assets.paths import PlatformPaths
 
 LABEL = MODEL.label
 
@@ -67,7 +67,7 @@ def main() -> None:
     known = set(initial_set["flight_month"].unique().to_list()) | scored
     params = replace(TrainParams(), device="cpu", ensemble_size=args.ensemble_size)
     if args.recipe_of:
-        from platform_assets.core.resources import MLflowResource
+        from platform_assets.lib.resources import MLflowResource
 
         client = MLflowResource(home=str(args.home)).client()
         run_id = client.get_model_version(MODEL.name, args.recipe_of).run_id

@@ -28,17 +28,17 @@ def main() -> None:
     os.environ["PLATFORM_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
 
-    from platform_assets.delay_model.spec import MODEL
-    from platform_assets.defs.training.evaluation import predict_version
-    from platform_assets.core.resources import MLflowResource
-    from platform_assets.core import constants
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import RocAuc, ValueDrift
     from evidently.presets import DataDriftPreset
-
-    from platform_assets.core.drift import PREDICTION, TARGET, deterministic_sample
     from platform_assets.core.model import feature_columns
-    from platform_assets.core.paths import PlatformPaths
+    from platform_assets.defs.training.evaluation import predict_version
+
+    from platform_assets import constants
+    from platform_assets.delay_model.spec import MODEL
+    from platform_assets.lib.resources import MLflowResource
+    from platform_assets.ml.drift import PREDICTION, TARGET, deterministic_sample
+    from platform_assets.paths import PlatformPaths
 
     paths = PlatformPaths(home)
     client = MLflowResource(home=str(home)).client()

@@ -70,14 +70,14 @@ def run_step(step: str, home: Path, raw: Path, factor: int) -> tuple[float, floa
 
     import dagster as dg
 
-    from platform_assets.core.dbt import dbt_resource
-    from platform_assets.core.resources import shared_resources
     from platform_assets.defs.features.assets import feast_registry, online_features, training_set
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.ingestion.resources import RawSourceResource
     from platform_assets.defs.training.assets import delay_model
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
+    from platform_assets.lib.dbt import dbt_resource
+    from platform_assets.lib.resources import shared_resources
 
     resources = {
         **shared_resources(),

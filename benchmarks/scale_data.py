@@ -31,7 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
-from platform_assets.core.raw_files import packaged_data_dir
+from platform_assets.data.raw_files import packaged_data_dir
 
 ALPHANUMERIC = string.ascii_uppercase + string.digits
 LETTERS = string.ascii_uppercase

@@ -103,9 +103,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    from platform_assets.core.feast import historical_features
-    from platform_assets.core.paths import PlatformPaths
     from platform_assets.delay_model.spec import MODEL
+    from platform_assets.featurestore.feast import historical_features
+    from platform_assets.paths import PlatformPaths
     from platform_assets.serving.traffic import FeatureClock, _instance, month_flights
     from tests.serving.conftest import free_port
     from tests.serving.world import FS_YAML, World, build_world
@@ -132,7 +132,7 @@ def main() -> int:
     )
     import mlflow
 
-    from platform_assets.core.tabular.pyfunc import load_version, signature_input
+    from platform_assets.ml.pyfunc import load_version, signature_input
 
     mlflow.set_tracking_uri(world.tracking_uri)
     mlflow.set_registry_uri(world.tracking_uri)

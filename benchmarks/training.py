@@ -4,7 +4,7 @@
 
 Both sides train the same network (`TabularNet`) from the same seed on the same device-resident
 tensors with the same batch size (and bf16 autocast on CUDA). The platform side is
-`platform_assets.core.tabular.training.train_tensors` as the training asset runs it: all
+`platform_assets.ml.training.train_tensors` as the training asset runs it: all
 `--ensemble-size` members stacked into one network, validation pass, early-stopping bookkeeping and
 per-epoch MLflow logging included. The bare side trains one network: shuffle, forward, backward,
 step, nothing else; the ensemble's floor is that loop run once per member. The MLflow share is the
@@ -31,9 +31,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_assets.core.metrics import rank_auc
-from platform_assets.core.tabular.params import TrainParams
-from platform_assets.core.tabular.training import (
+from platform_assets.ml.metrics import rank_auc
+from platform_assets.ml.params import TrainParams
+from platform_assets.ml.training import (
     TabularNet,
     Tensors,
     _autocast,
@@ -186,8 +186,8 @@ def main() -> None:
     else:
         import polars as pl
 
-        from platform_assets.core.tabular.training import prepare
         from platform_assets.delay_model.spec import MODEL
+        from platform_assets.ml.training import prepare
 
         frame = (
             pl.read_parquet(args.training_set) if args.training_set else synthetic_frame(args.rows)

@@ -6,8 +6,8 @@ import os
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.settings import Settings
+from platform_assets.paths import PlatformPaths
+from platform_assets.settings import Settings
 
 # Read when Feast imports this file (feast apply, or the Dagster feast_registry asset), so the
 # registry records the absolute paths of the PLATFORM_HOME it was applied for.

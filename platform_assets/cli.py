@@ -25,15 +25,15 @@ from typing import Any
 
 import dagster as dg
 
-from platform_assets.core import constants
-from platform_assets.core.instance import ensure_dagster_home
-from platform_assets.core.launch import in_process_instance, workspace_launcher
-from platform_assets.core.partitions import all_months
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.settings import reload
-from platform_assets.defs.monitoring.prefit import Prefit
+from platform_assets import constants
 from platform_assets.defs.monitoring.replay import latest_report
 from platform_assets.defs.monitoring.sensors import SENSOR_NAME
+from platform_assets.lib.instance import ensure_dagster_home
+from platform_assets.months import all_months
+from platform_assets.paths import PlatformPaths
+from platform_assets.replay.launch import in_process_instance, workspace_launcher
+from platform_assets.replay.prefit import Prefit
+from platform_assets.settings import reload
 
 # Months whose pipelines may run ahead of the month being scored (in the background worker).
 LOOKAHEAD = 6
@@ -42,7 +42,7 @@ LOOKAHEAD = 6
 # first use, about 10 s of CPU: imported while the run worker builds the first months instead of on
 # the first champion's path. (AdamW imports torch._dynamo.)
 PRELOAD = {
-    "torch": ("platform_assets.core.tabular.training", "torch._dynamo"),
+    "torch": ("platform_assets.ml.training", "torch._dynamo"),
     "Feast": ("feast",),
     "MLflow": ("mlflow",),
     "Optuna": ("optuna",),

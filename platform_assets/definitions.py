@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.core.k8s import platform_executor
+from platform_assets.lib.k8s import platform_executor
 
 defs = dg.Definitions.merge(
     dg.load_from_defs_folder(path_within_project=Path(__file__).parent),

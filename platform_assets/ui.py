@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from platform_assets.core.instance import ensure_dagster_home
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.resources import shared_resources
-from platform_assets.core.settings import REPO_ROOT, Settings, settings
+from platform_assets.lib.instance import ensure_dagster_home
+from platform_assets.lib.resources import shared_resources
+from platform_assets.paths import PlatformPaths
+from platform_assets.settings import REPO_ROOT, Settings, settings
 
 BIN = Path(sys.executable).parent
 

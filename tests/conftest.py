@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from platform_assets.core.raw_files import packaged_data_dir
-from platform_assets.core.settings import reload
+from platform_assets.data.raw_files import packaged_data_dir
+from platform_assets.settings import reload
 
 SMALL_FLIGHT_ROWS = 2000  # per month, for the small raw folder
 

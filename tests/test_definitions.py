@@ -2,7 +2,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.definitions import defs
-from platform_assets.core.settings import Settings
+from platform_assets.settings import Settings
 
 GROUP_OF = {
     "raw_flights": "ingestion",
@@ -103,7 +103,7 @@ def test_the_code_location_loads_without_a_warning(tmp_path) -> None:
     import subprocess
     import sys
 
-    from platform_assets.core.settings import REPO_ROOT
+    from platform_assets.settings import REPO_ROOT
 
     (tmp_path / "dagster").mkdir()
     (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -145,7 +145,7 @@ def test_the_definitions_load_in_the_cluster_configuration(tmp_path) -> None:
         "r = defs.resources; job = defs.resolve_job_def('train_and_promote'); "
         "print(json.dumps({'executor': job.executor_def.name, "
         "'tracking': r['mlflow_store'].resolved_tracking_uri(), 'feast': r['feast'].fs_yaml, "
-        "'dbt_target': __import__('platform_assets.core.dbt', fromlist=['x']).dbt_project().target}))"
+        "'dbt_target': __import__('platform_assets.lib.dbt', fromlist=['x']).dbt_project().target}))"
     )
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

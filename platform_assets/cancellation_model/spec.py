@@ -1,6 +1,6 @@
 """The cancellation model's declaration: its label, feature service, registered name."""
 
-from platform_assets.core.modeling import ModelSpec
+from platform_assets.ml.spec import ModelSpec
 
 MODEL = ModelSpec(
     name="flight_cancellation_model",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from platform_assets.core.registry import alias_version
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.ml.registry import alias_version
 
 if TYPE_CHECKING:
     import mlflow
@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 
 
 def load_version(version: str | int) -> mlflow.pyfunc.PyFuncModel:
-    from platform_assets.core.tabular.pyfunc import load_version as load
+    from platform_assets.ml.pyfunc import load_version as load
 
     return load(MODEL.name, version)
 
 
 def predict_version(version: str | int, frame: pd.DataFrame) -> np.ndarray:
     """Delay probabilities of a registered version for feature rows (extra columns are ignored)."""
-    from platform_assets.core.tabular.pyfunc import predict_version as predict
+    from platform_assets.ml.pyfunc import predict_version as predict
 
     return predict(MODEL.name, version, frame)
 

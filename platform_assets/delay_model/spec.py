@@ -1,6 +1,6 @@
 """The delay model's declaration: its label, feature service, registered name and categories."""
 
-from platform_assets.core.modeling import FLIGHT_CATEGORIES, ModelSpec
+from platform_assets.ml.spec import FLIGHT_CATEGORIES, ModelSpec
 
 MODEL = ModelSpec(
     name="flight_delay_model",

@@ -8,8 +8,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.core.features import EVENTS_TABLE
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.events import EVENTS_TABLE
+from platform_assets.paths import PlatformPaths
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +75,7 @@ class OnlineEvaluation:
 def _metrics(variant: str, version: str, scores: Any, labels: Any) -> VariantMetrics:
     import numpy as np
 
-    from platform_assets.core.metrics import binary_metrics
+    from platform_assets.ml.metrics import binary_metrics
 
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
@@ -183,7 +183,7 @@ def skew(
     import numpy as np
     import pandas as pd
 
-    from platform_assets.core.feast import historical_features, service_features
+    from platform_assets.featurestore.feast import historical_features, service_features
 
     served = served_features(log)
     features = [f for f in service_features(store, service) if f in served.columns]

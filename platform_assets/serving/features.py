@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.core.feast import OnlineReader
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.featurestore.feast import OnlineReader
+from platform_assets.paths import PlatformPaths
 from platform_assets.serving.instances import Flight
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.paths import PlatformPaths
 
 if TYPE_CHECKING:
     import polars as pl

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from platform_assets.core.registry import CHAMPION
+from platform_assets.ml.registry import CHAMPION
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -91,7 +91,7 @@ class AliasWatcher:
         self._thread: threading.Thread | None = None
 
     def _aliases(self) -> tuple[str | None, str | None]:
-        from platform_assets.core.registry import alias_version
+        from platform_assets.ml.registry import alias_version
 
         client = self.client_factory()
         versions = [alias_version(client, alias, self.name) for alias in (CHAMPION, CHALLENGER)]

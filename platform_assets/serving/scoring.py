@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from platform_assets.core.tabular.preprocessing import UNKNOWN, Preprocessor, rank_normal
+from platform_assets.ml.preprocessing import UNKNOWN, Preprocessor, rank_normal
 
 
 def _category(value: Any) -> str | None:

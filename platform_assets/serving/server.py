@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import kserve
 from kserve.errors import InvalidInput
 
-from platform_assets.core.paths import PlatformPaths
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.paths import PlatformPaths
 from platform_assets.serving.features import OnlineFeatures, feature_store
 from platform_assets.serving.instances import RequestError, parse_body
 from platform_assets.serving.request_log import RequestLogWriter, request_log_dir
@@ -191,7 +191,7 @@ def mlflow_client_factory(tracking_uri: str) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from platform_assets.core.settings import FEATURE_REPO_DIR, settings
+    from platform_assets.settings import FEATURE_REPO_DIR, settings
 
     current = settings()
     # allow_abbrev off, and no name that prefixes one of kserve's own flags (kserve parses argv too).

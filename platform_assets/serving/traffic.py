@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.core.paths import PlatformPaths
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.paths import PlatformPaths
 
 if TYPE_CHECKING:
     import polars as pl
@@ -57,7 +57,7 @@ class FeatureClock:
     def __init__(self, store: FeatureStore, feature_service: str) -> None:
         import polars as pl
 
-        from platform_assets.core.feast import service_views
+        from platform_assets.featurestore.feast import service_views
 
         self.store = store
         self.tables: dict[str, pl.DataFrame] = {}
@@ -178,8 +178,8 @@ def main(month: str, url: str, days: Sequence[int] | None = None) -> int:
     """The `traffic` command: replay `month` (optionally some days of it) against a running server."""
     import polars as pl
 
-    from platform_assets.core.settings import FEATURE_REPO_DIR, settings
     from platform_assets.serving.features import feature_store
+    from platform_assets.settings import FEATURE_REPO_DIR, settings
 
     current = settings()
     paths = PlatformPaths.from_settings(current)

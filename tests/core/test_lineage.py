@@ -3,8 +3,8 @@ from pathlib import Path
 
 import polars as pl
 
-from platform_assets.core.lineage import raw_lineage
-from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.featurestore.lineage import raw_lineage
+from platform_assets.paths import PlatformPaths, write_parquet_atomic
 
 
 def _validated(paths: PlatformPaths, table: str, month: str | None, sha: str) -> None:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from platform_assets.core.partitions import MonthWindow, next_month
+from platform_assets.months import MonthWindow, next_month
 
 
 def test_window_months_hold_out_and_bounds() -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from platform_assets.core import raw_files
-from platform_assets.core.raw_files import RawFileError, locate, read_raw
-from platform_assets.core.tables import FLIGHTS, TABLES, WEATHER
+from platform_assets.data import raw_files
+from platform_assets.data.raw_files import RawFileError, locate, read_raw
+from platform_assets.data.tables import FLIGHTS, TABLES, WEATHER
 
 from ..conftest import write_csv
 

@@ -4,10 +4,10 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from platform_assets.core.raw_files import locate, read_raw
-from platform_assets.core.rules import StructuralError, key_conflicts, rule_counts
-from platform_assets.core.tables import FLIGHTS, WEATHER
-from platform_assets.defs.validation.schemas import contract_for
+from platform_assets.data.contracts import contract_for
+from platform_assets.data.raw_files import locate, read_raw
+from platform_assets.data.rules import StructuralError, key_conflicts, rule_counts
+from platform_assets.data.tables import FLIGHTS, WEATHER
 
 
 @pytest.fixture(scope="module")

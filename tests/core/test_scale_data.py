@@ -4,9 +4,9 @@ import polars as pl
 import pytest
 
 from benchmarks.scale_data import scale_raw
-from platform_assets.core.raw_files import locate, read_raw
-from platform_assets.core.tables import TABLES, TableSpec
-from platform_assets.defs.validation.schemas import contract_for
+from platform_assets.data.contracts import contract_for
+from platform_assets.data.raw_files import locate, read_raw
+from platform_assets.data.tables import TABLES, TableSpec
 
 MONTH = "2013-01"
 

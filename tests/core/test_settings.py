@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.settings import FEATURE_REPO_DIR, Settings, reload, settings
+from platform_assets.paths import PlatformPaths
+from platform_assets.settings import FEATURE_REPO_DIR, Settings, reload, settings
 
 
 def test_settings_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

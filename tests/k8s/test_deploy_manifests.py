@@ -53,7 +53,7 @@ def test_kubernetes_manifests_match_the_api_models(name: str, doc: dict[str, Any
 
 
 def test_configmap_holds_valid_gpu_step_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from platform_assets.core.k8s import GpuStepSettings
+    from platform_assets.lib.k8s import GpuStepSettings
 
     data = yaml.safe_load((DEPLOY / "k8s" / "configmap.yaml").read_text())["data"]
     for key, value in data.items():

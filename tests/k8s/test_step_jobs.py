@@ -21,9 +21,9 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from platform_assets.core import k8s
-from platform_assets.core.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
-from platform_assets.core.settings import reload
+from platform_assets.lib import k8s
+from platform_assets.lib.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
+from platform_assets.settings import reload
 
 from .kube_models import as_model, to_dict
 
@@ -151,7 +151,7 @@ def test_cpu_step_gets_modest_cpu_only_resources(run_launcher: K8sRunLauncher) -
 
 
 def test_k8s_mode_uses_the_k8s_job_executor(monkeypatch: pytest.MonkeyPatch) -> None:
-    from platform_assets.core.k8s import platform_executor
+    from platform_assets.lib.k8s import platform_executor
 
     monkeypatch.setenv("PLATFORM_ENV", "k8s")
     reload()
@@ -165,9 +165,9 @@ def test_search_workers_are_parallel_gpu_pods(run_launcher: K8sRunLauncher, monk
     """hyperparameter_search fans its trials out: every `search_worker[worker_k]` step is its own pod,
     with the training pod's GPU spec, and the k8s executor runs up to max_concurrent of them at once
     against one Optuna study (PLATFORM_OPTUNA_STORAGE, shared by every pod)."""
-    from platform_assets.core.search_job import study_storage
-    from platform_assets.core.paths import PlatformPaths
     from platform_assets.definitions import defs
+    from platform_assets.lib.models.search_job import study_storage
+    from platform_assets.paths import PlatformPaths
 
     search = defs.get_job_def("hyperparameter_search")
     worker = search.graph.node_named("search_worker")

@@ -7,8 +7,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.delay_model.spec import MODEL
-from platform_assets.core.resources import MLflowResource
-from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from tests.models import synthetic
 from tests.models.feast_store import LocalFeastResource, build_store
 

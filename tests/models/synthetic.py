@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from platform_assets.core.feast import historical_features
-from platform_assets.core.features import flight_events
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.events import flight_events
+from platform_assets.featurestore.feast import historical_features
 
 LABEL = MODEL.label
-from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
+from platform_assets.paths import PlatformPaths, write_parquet_atomic
 
 MONTHS = ("2013-01", "2013-02", "2013-03")
 ORIGINS = ("EWR", "JFK", "LGA")

@@ -8,10 +8,10 @@ import polars as pl
 from mlflow import MlflowClient
 
 from platform_assets.cancellation_model.spec import MODEL
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.registry import CHAMPION, alias_version
 from platform_assets.defs.cancellation import assets as cancellation
 from platform_assets.delay_model.spec import MODEL as DELAY
+from platform_assets.ml.registry import CHAMPION, alias_version
+from platform_assets.paths import PlatformPaths
 from tests.models.conftest import FAST_TRAINING, HOLDOUT, TRAIN_END, TRAIN_START, metadata
 
 WINDOW = {"start_month": TRAIN_START, "end_month": TRAIN_END}

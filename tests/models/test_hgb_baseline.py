@@ -6,8 +6,8 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from platform_assets.core.evaluation import _hgb_matrix, hgb_baseline
-from platform_assets.core.tabular.preprocessing import labelled, split_by_time
+from platform_assets.ml.evaluation import _hgb_matrix, hgb_baseline
+from platform_assets.ml.preprocessing import labelled, split_by_time
 from tests.models.test_parallel_fit import COLUMNS, frame
 
 

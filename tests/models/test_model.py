@@ -10,21 +10,27 @@ import polars as pl
 import pytest
 import torch
 
-from platform_assets.core.evaluation import EvaluationReport
-from platform_assets.core.model_assets import gate_result
-from platform_assets.core.tabular.params import TrainParams
-from platform_assets.core.tabular.preprocessing import Preprocessor, category_codes, category_strings, labelled, split_by_time
-from platform_assets.core.tabular.pyfunc import log_model, signature_input
-from platform_assets.core.tabular.training import BatchedEnsemble, predict_proba
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.delay_model.training import fit
+from platform_assets.lib.models.assets import gate_result
+from platform_assets.ml.evaluation import EvaluationReport
+from platform_assets.ml.params import TrainParams
+from platform_assets.ml.preprocessing import (
+    Preprocessor,
+    category_codes,
+    category_strings,
+    labelled,
+    split_by_time,
+)
+from platform_assets.ml.pyfunc import log_model, signature_input
+from platform_assets.ml.training import BatchedEnsemble, predict_proba
 
 LABEL = MODEL.label
 from tests.models.conftest import FAST_TRAINING, TRAIN_END, TRAIN_START
 
 
 def _training_set(world) -> pl.DataFrame:
-    from platform_assets.core.paths import PlatformPaths
+    from platform_assets.paths import PlatformPaths
 
     return pl.read_parquet(PlatformPaths(world).training_set_file(TRAIN_START, TRAIN_END))
 

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 import torch
 
-from platform_assets.core.tabular.parallel import fit_key, fit_many, start_fits
-from platform_assets.core.tabular.params import TrainParams
-from platform_assets.core.tabular.preprocessing import Columns
-from platform_assets.core.tabular.training import fit
+from platform_assets.ml.parallel import fit_key, fit_many, start_fits
+from platform_assets.ml.params import TrainParams
+from platform_assets.ml.preprocessing import Columns
+from platform_assets.ml.training import fit
 
 COLUMNS = Columns(label="y", categorical=("carrier",), exclude=frozenset({"flight_id"}))
 PARAMS = TrainParams(hidden_sizes=(8,), max_epochs=4, min_epochs=2, ensemble_size=2, validation_days=3, device="cpu")

@@ -7,10 +7,10 @@ import dagster as dg
 import optuna
 from mlflow import MlflowClient
 
-from platform_assets.core.search_job import study_storage
 from platform_assets.defs.training.assets import delay_model
 from platform_assets.defs.training.search import hyperparameter_search
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.models.search_job import study_storage
 from tests.models.conftest import TRAIN_END, TRAIN_START, metadata, run_config, training_config
 
 
@@ -58,10 +58,10 @@ def test_a_trial_trailing_the_median_is_pruned_at_its_epoch(home, resources) -> 
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from platform_assets.core.paths import PlatformPaths
-    from platform_assets.core.search import SearchBudget, SearchSpace, create_study, optimize
-    from platform_assets.core.tabular.params import TrainParams
-    from platform_assets.core.tabular.preprocessing import labelled
+    from platform_assets.ml.params import TrainParams
+    from platform_assets.ml.preprocessing import labelled
+    from platform_assets.ml.search import SearchBudget, SearchSpace, create_study, optimize
+    from platform_assets.paths import PlatformPaths
     from tests.models.conftest import FAST_TRAINING
 
     space, budget = SearchSpace(), SearchBudget(trials=1, startup_trials=3, warmup_epochs=2)

@@ -1,22 +1,22 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from dataclasses import replace
+from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 import pytest
 from mlflow import MlflowClient
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.defs.scoring.assets import flight_predictions
 from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
-from platform_assets.core.features import file_sha256, flight_events
-from platform_assets.core.registry import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
-from platform_assets.core.tabular.params import DEFAULT_PARAMS, TrainParams
-from platform_assets.core.partitions import MonthWindow
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.delay_model.spec import MODEL
+from platform_assets.events import file_sha256, flight_events
+from platform_assets.ml.params import DEFAULT_PARAMS, TrainParams
+from platform_assets.ml.registry import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
+from platform_assets.months import MonthWindow
+from platform_assets.paths import PlatformPaths
 from tests.models.conftest import (
     FAST_TRAINING,
     HOLDOUT,

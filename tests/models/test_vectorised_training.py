@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from platform_assets.core.tabular.params import TrainParams
-from platform_assets.core.tabular.training import (
+from platform_assets.ml.params import TrainParams
+from platform_assets.ml.training import (
     StackedNets,
     TabularNet,
     Tensors,

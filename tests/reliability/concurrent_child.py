@@ -13,8 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.core.instance import ensure_dagster_home
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.lib.instance import ensure_dagster_home
+from platform_assets.paths import PlatformPaths
 from tests.defs.assets.helpers import materialize
 
 ASSETS = ["raw_flights", "flights", "raw_weather", "weather", "raw_planes", "planes", "raw_airports", "airports"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.core.dbt import dbt_resource
 from platform_assets.defs.warehouse.assets import warehouse_models
+from platform_assets.lib.dbt import dbt_resource
 from tests.defs.assets.helpers import resources
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.infra.registry.registry import Registry
 
-from platform_assets.core.resources import FeastResource, PlatformPathsResource
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource
 from tests.defs.features.helpers import materialize
 
 

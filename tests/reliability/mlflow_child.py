@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 from mlflow import MlflowClient
 
-from platform_assets.core.resources import MLflowResource, PlatformPathsResource
 from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
+from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from tests.models.conftest import run_config, training_config
 from tests.models.feast_store import LocalFeastResource
 

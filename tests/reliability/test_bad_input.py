@@ -15,9 +15,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.rules import CAST_RULE, DUPLICATE_RULE, UNIQUE_RULE
-from platform_assets.core.tables import TABLES
+from platform_assets.data.rules import CAST_RULE, DUPLICATE_RULE, UNIQUE_RULE
+from platform_assets.data.tables import TABLES
+from platform_assets.paths import PlatformPaths
 from tests.conftest import write_csv
 from tests.defs.assets.helpers import materialize, metadata, sha256
 

@@ -19,9 +19,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.core.instance import ensure_dagster_home
-from platform_assets.core.partitions import monthly_partitions
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.lib.instance import ensure_dagster_home
+from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.paths import PlatformPaths
 from tests.conftest import write_csv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from platform_assets.core.landing import POINTER
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.data.landing import POINTER
+from platform_assets.paths import PlatformPaths
 from tests.conftest import write_csv
 from tests.defs.assets.helpers import materialize, sha256
 

@@ -21,7 +21,7 @@ import polars as pl
 import psutil
 import pytest
 
-from platform_assets.core.paths import PlatformPaths
+from platform_assets.paths import PlatformPaths
 from tests.conftest import SMALL_FLIGHT_ROWS
 from tests.defs.assets.helpers import materialize
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.resources import FeastResource, PlatformPathsResource
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.paths import PlatformPaths
 from tests.defs.features.conftest import feature_tables  # noqa: F401 - the shared small warehouse
 from tests.defs.features.helpers import materialize
 

@@ -17,11 +17,10 @@ import dagster as dg
 import mlflow
 import pytest
 
-from platform_assets.core.model_assets import LINEAGE_TAGS
-
-from platform_assets.core.registry import CANDIDATE, CHAMPION
 from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.models.assets import LINEAGE_TAGS
+from platform_assets.ml.registry import CANDIDATE, CHAMPION
 from tests.models.conftest import synthetic_world  # noqa: F401 - the shared synthetic world
 from tests.reliability.mlflow_child import TINY, resources
 

@@ -32,7 +32,7 @@ def test_a_bad_flights_file_stops_the_replay_naming_file_column_and_rule(tmp_pat
     assert made.returncode == 1, made.stdout[-2000:] + made.stderr[-2000:]
     assert "2013-01..2013-05: run" in made.stderr and "ended FAILURE" in made.stderr
     assert (
-        f"raw_flights: platform_assets.core.raw_files.RawFileError: file {raw / 'flights.csv'}, "
+        f"raw_flights: platform_assets.data.raw_files.RawFileError: file {raw / 'flights.csv'}, "
         "column 'dep_time': rule 'required column' broken" in made.stderr
     ), made.stderr[-2000:]
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:

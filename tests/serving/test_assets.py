@@ -9,8 +9,6 @@ import dagster as dg
 import polars as pl
 from mlflow import MlflowClient
 
-from platform_assets.core.registry import CHAMPION, PREVIOUS, alias_version
-from platform_assets.core.resources import MLflowResource, PlatformPathsResource
 from platform_assets.defs.serving.assets import (
     CHALLENGER_CHECK,
     online_evaluation,
@@ -19,6 +17,8 @@ from platform_assets.defs.serving.assets import (
     serving_skew,
 )
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
+from platform_assets.ml.registry import CHAMPION, PREVIOUS, alias_version
 from platform_assets.serving.rollout import CHALLENGER
 from tests.serving.conftest import copy_registry
 from tests.serving.world import WorldFeastResource

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from platform_assets.core.raw_files import packaged_data_dir
+from platform_assets.data.raw_files import packaged_data_dir
 from platform_assets.serving.instances import AFTER_DEPARTURE, RequestError, parse_body
 
 ORIGINS = {"EWR", "JFK", "LGA"}

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from platform_assets.core.tabular.preprocessing import Preprocessor, model_input
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.ml.preprocessing import Preprocessor, model_input
 from platform_assets.serving.scoring import RecordTransform
 
 

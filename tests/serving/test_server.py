@@ -12,10 +12,10 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from platform_assets.core.feast import historical_features
-from platform_assets.core.registry import CHAMPION
 from platform_assets.delay_model.registry import predict_version
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.featurestore.feast import historical_features
+from platform_assets.ml.registry import CHAMPION
 from platform_assets.serving.evaluation import day_outcomes, served_features
 from platform_assets.serving.request_log import read_all
 from platform_assets.serving.traffic import _instance, month_flights

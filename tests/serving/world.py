@@ -14,11 +14,11 @@ import numpy as np
 import polars as pl
 from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource, ValueType
 
-from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
-from platform_assets.core.registry import CHAMPION
-from platform_assets.core.resources import MLflowResource
-from platform_assets.core.tabular.params import TrainParams
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.resources import MLflowResource
+from platform_assets.ml.params import TrainParams
+from platform_assets.ml.registry import CHAMPION
+from platform_assets.paths import PlatformPaths, write_parquet_atomic
 from platform_assets.serving.rollout import CHALLENGER
 from tests.models import synthetic
 from tests.models.feast_store import VIEWS
@@ -124,8 +124,8 @@ def register_versions(world: World, seeds: tuple[int, ...] = (13, 29)) -> list[s
     the second challenger."""
     import mlflow
 
-    from platform_assets.core.tabular.pyfunc import log_model
     from platform_assets.delay_model.training import fit
+    from platform_assets.ml.pyfunc import log_model
 
     frame = pl.read_parquet(world.paths.training_set_file("2013-01", "2013-02"))
     store = MLflowResource(home=str(world.home))

@@ -25,7 +25,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.core.settings import REPO_ROOT
+from platform_assets.settings import REPO_ROOT
 from tests.conftest import write_csv
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -104,7 +104,7 @@ def servers(replay: dict) -> Iterator[str]:
         "DAGSTER_HOME": str(home / "dagster"),
         "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{replay['reports_port']}",
     }
-    from platform_assets.core.paths import PlatformPaths
+    from platform_assets.paths import PlatformPaths
     from platform_assets.ui import reports_server, stop
 
     started = [

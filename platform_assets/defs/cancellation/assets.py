@@ -1,8 +1,8 @@
 """Cancellation: training set, model, gate, champion, monthly scores and drift report."""
 
 from platform_assets.cancellation_model.spec import MODEL
-from platform_assets.core.k8s import training_op_tags
-from platform_assets.core.model_assets import (
+from platform_assets.lib.k8s import training_op_tags
+from platform_assets.lib.models.assets import (
     build_drift_report_asset,
     build_predictions_asset,
     build_training_assets,

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from platform_assets.core.partitions import monthly_partitions
+from platform_assets.lib.partitions import monthly_partitions
 
 cancellation_train_and_promote = dg.define_asset_job(
     "cancellation_train_and_promote",

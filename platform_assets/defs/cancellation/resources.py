@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from platform_assets.core.resources import group_resources
+from platform_assets.lib.resources import group_resources
 
 
 @dg.definitions

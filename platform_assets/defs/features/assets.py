@@ -5,12 +5,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.core import constants
-from platform_assets.core.features import FEATURE_TABLES
-from platform_assets.core.model_assets import build_training_set_asset, check_same_home
-from platform_assets.core.partitions import MonthWindow, month_keys, monthly_partitions
-from platform_assets.core.resources import FeastResource, PlatformPathsResource
+from platform_assets import constants
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.events import FEATURE_TABLES
+from platform_assets.lib.models.assets import build_training_set_asset, check_same_home
+from platform_assets.lib.partitions import month_keys, monthly_partitions
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.months import MonthWindow
 
 
 @dg.asset(
@@ -23,7 +24,7 @@ def feast_registry(
     context: dg.AssetExecutionContext, feast: FeastResource, platform: PlatformPathsResource
 ) -> dg.MaterializeResult:
     """Feast definitions of feature_repo/ applied to the registry; unchanged definitions write nothing."""
-    from platform_assets.defs.features.repo import apply_repo
+    from platform_assets.featurestore.repo import apply_repo
 
     check_same_home(feast, platform)
     store = feast.store()
@@ -57,7 +58,11 @@ def online_features(
     context: dg.AssetExecutionContext, feast: FeastResource, platform: PlatformPathsResource
 ) -> dg.MaterializeResult:
     """The month's latest feature values per entity, materialized into the Feast online store."""
-    from platform_assets.core.feature_tables import check_table, entities_in_window, view_contract
+    from platform_assets.featurestore.table_contracts import (
+        check_table,
+        entities_in_window,
+        view_contract,
+    )
 
     check_same_home(feast, platform)
     keys = month_keys(context)

@@ -5,12 +5,12 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.core import landing
-from platform_assets.core.partitions import month_keys, monthly_partitions
-from platform_assets.core.raw_files import RawFileError
-from platform_assets.core.resources import PlatformPathsResource
-from platform_assets.core.tables import TABLES, TableSpec, table_schema
+from platform_assets.data import landing
+from platform_assets.data.raw_files import RawFileError
+from platform_assets.data.tables import TABLES, TableSpec, table_schema
 from platform_assets.defs.ingestion.resources import RawSourceResource
+from platform_assets.lib.partitions import month_keys, monthly_partitions
+from platform_assets.lib.resources import PlatformPathsResource
 
 
 class IngestionConfig(dg.Config):

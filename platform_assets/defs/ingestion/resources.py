@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.core.raw_files import RawFile, locate, packaged_data_dir, read_raw
-from platform_assets.core.resources import group_resources
-from platform_assets.core.settings import settings
-from platform_assets.core.tables import TableSpec
+from platform_assets.data.raw_files import RawFile, locate, packaged_data_dir, read_raw
+from platform_assets.data.tables import TableSpec
+from platform_assets.lib.resources import group_resources
+from platform_assets.settings import settings
 
 
 class RawSourceResource(dg.ConfigurableResource):

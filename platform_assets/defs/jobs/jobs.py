@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from platform_assets.core.partitions import monthly_partitions
+from platform_assets.lib.partitions import monthly_partitions
 
 REFERENCE_TABLES = ("planes", "airports", "airlines")
 TRAINING_ASSETS = ("training_set", "delay_model", "model_evaluation", "champion")

@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.core import constants
-from platform_assets.core.figures import bars, figure, markdown_image, png_bytes
-from platform_assets.core.metrics import rank_auc
-from platform_assets.core.partitions import MonthWindow, all_months
-from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
-from platform_assets.core.registry import version_with_recipe
-from platform_assets.core.resources import MLflowResource, PlatformPathsResource
-from platform_assets.core.tabular.params import RUNTIME_PARAMS, TrainParams
-from platform_assets.defs.monitoring.frontier import MonthScore, PolicyOutcome, gain_share, simulate
-from platform_assets.defs.monitoring.frontier import plot as plot_frontier
+from platform_assets import constants
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
+from platform_assets.ml.figures import bars, figure, markdown_image, png_bytes
+from platform_assets.ml.frontier import MonthScore, PolicyOutcome, gain_share, simulate
+from platform_assets.ml.frontier import plot as plot_frontier
+from platform_assets.ml.metrics import rank_auc
+from platform_assets.ml.params import RUNTIME_PARAMS, TrainParams
+from platform_assets.ml.registry import version_with_recipe
+from platform_assets.months import MonthWindow, all_months
+from platform_assets.paths import PlatformPaths, write_parquet_atomic
 
 if TYPE_CHECKING:
     import polars as pl
@@ -219,11 +219,11 @@ def replay_summary(
     import numpy as np
     import polars as pl
 
-    from platform_assets.core.metrics import auc_interval
-    from platform_assets.core.tabular.parallel import start_fits
-    from platform_assets.core.tabular.pyfunc import predict_loaded
-    from platform_assets.core.tabular.training import predict_proba
     from platform_assets.delay_model.registry import load_version
+    from platform_assets.ml.metrics import auc_interval
+    from platform_assets.ml.parallel import start_fits
+    from platform_assets.ml.pyfunc import predict_loaded
+    from platform_assets.ml.training import predict_proba
 
     paths = platform.paths
     mlflow_store.activate(MODEL.experiment)

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.core import constants
-from platform_assets.core.partitions import MonthWindow
-from platform_assets.core.resources import group_resources
-from platform_assets.core.settings import settings
+from platform_assets import constants
+from platform_assets.lib.resources import group_resources
+from platform_assets.months import MonthWindow
+from platform_assets.settings import settings
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from platform_assets.defs.jobs.jobs import (
     train_and_promote_job,
 )
 from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.core.partitions import monthly_partitions
+from platform_assets.lib.partitions import monthly_partitions
 
 monthly_pipeline_schedule = dg.build_schedule_from_partitioned_job(
     monthly_pipeline_job,

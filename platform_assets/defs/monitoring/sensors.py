@@ -4,9 +4,9 @@ from typing import Any
 
 import dagster as dg
 
-from platform_assets.core.settings import settings
 from platform_assets.defs.jobs.jobs import train_and_promote_job
 from platform_assets.defs.monitoring.resources import RetrainPolicy
+from platform_assets.settings import settings
 
 DRIFT_REPORT = dg.AssetKey("drift_report")
 SENSOR_NAME = "drift_retrain_sensor"

@@ -7,10 +7,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.core.features import EVENTS_TABLE
-from platform_assets.core.resources import MLflowResource, PlatformPathsResource
 from platform_assets.defs.serving.partitions import daily_partitions
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.events import EVENTS_TABLE
+from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from platform_assets.serving import constants
 
 CHALLENGER_CHECK = "challenger_online_vs_champion"
@@ -163,7 +163,7 @@ def online_evaluation(
 def online_promotion(
     context: dg.AssetExecutionContext, platform: PlatformPathsResource, mlflow_store: MLflowResource
 ) -> Iterator[dg.MaterializeResult]:
-    from platform_assets.core.registry import alias_version, promote
+    from platform_assets.ml.registry import alias_version, promote
     from platform_assets.serving.evaluation import OnlineEvaluation
     from platform_assets.serving.rollout import CHALLENGER
 
@@ -213,7 +213,7 @@ def serving_skew(
 
     import polars as pl
 
-    from platform_assets.core.paths import write_parquet_atomic
+    from platform_assets.paths import write_parquet_atomic
     from platform_assets.serving.evaluation import day_outcomes, skew
     from platform_assets.serving.request_log import read_day
 
@@ -254,7 +254,7 @@ def serving_skew(
 def serving_challenger(
     context: dg.AssetExecutionContext, mlflow_store: MLflowResource
 ) -> Iterator[dg.MaterializeResult]:
-    from platform_assets.core.registry import CANDIDATE, alias_version
+    from platform_assets.ml.registry import CANDIDATE, alias_version
     from platform_assets.serving.rollout import CHALLENGER
 
     client = mlflow_store.client()

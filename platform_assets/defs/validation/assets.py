@@ -6,14 +6,15 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.core import constants, landing
-from platform_assets.core.partitions import month_keys, monthly_partitions
-from platform_assets.core.paths import PlatformPaths, write_parquet_atomic
-from platform_assets.core.resources import PlatformPathsResource
-from platform_assets.core.rules import key_conflicts, rule_counts
-from platform_assets.core.tables import LINEAGE_COLUMNS, TABLES, TableSpec, table_schema
+from platform_assets import constants
+from platform_assets.data import landing
+from platform_assets.data.contracts import contract_for
+from platform_assets.data.rules import key_conflicts, rule_counts
+from platform_assets.data.tables import LINEAGE_COLUMNS, TABLES, TableSpec, table_schema
 from platform_assets.defs.validation.checks import quarantine_check_result, quarantine_check_spec
-from platform_assets.defs.validation.schemas import contract_for
+from platform_assets.lib.partitions import month_keys, monthly_partitions
+from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.paths import PlatformPaths, write_parquet_atomic
 
 
 class ValidationConfig(dg.Config):

@@ -7,10 +7,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from platform_assets.core.constants import WAREHOUSE_POOL
-from platform_assets.core.dbt import build_target, dbt_project, keep_partial_parse, translator
-from platform_assets.core.partitions import monthly_partitions
-from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.constants import WAREHOUSE_POOL
+from platform_assets.lib.dbt import build_target, dbt_project, keep_partial_parse, translator
+from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.lib.resources import PlatformPathsResource
 
 
 @dbt_assets(

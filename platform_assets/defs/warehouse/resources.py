@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from platform_assets.core.dbt import dbt_resource
-from platform_assets.core.resources import group_resources
+from platform_assets.lib.dbt import dbt_resource
+from platform_assets.lib.resources import group_resources
 
 
 @dg.definitions

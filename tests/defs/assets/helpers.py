@@ -8,7 +8,7 @@ import dagster as dg
 from platform_assets.defs.ingestion.assets import raw_assets
 from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.validation.assets import validated_assets
-from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.lib.resources import PlatformPathsResource
 
 
 def resources(home: Path, raw_dir: Path) -> dict:

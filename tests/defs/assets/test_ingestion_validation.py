@@ -4,10 +4,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.core.partitions import monthly_partitions
-from platform_assets.core.paths import PlatformPaths
-
+from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.paths import PlatformPaths
 from tests.conftest import SMALL_FLIGHT_ROWS, write_csv
+
 from .helpers import materialize, metadata, sha256
 
 FLIGHTS_CHAIN = ["raw_flights", "flights"]

@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 
 from platform_assets.defs.warehouse.assets import warehouse_models
-from platform_assets.core.dbt import dbt_executable, dbt_resource, installed_dbt_version
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.settings import DBT_PROJECT_DIR
-
+from platform_assets.lib.dbt import dbt_executable, dbt_resource, installed_dbt_version
+from platform_assets.paths import PlatformPaths
+from platform_assets.settings import DBT_PROJECT_DIR
 from tests.conftest import SMALL_FLIGHT_ROWS
+
 from .helpers import materialize, resources
 
 UPSTREAM = ["raw_flights", "flights", "raw_weather", "weather"]

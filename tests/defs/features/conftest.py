@@ -7,15 +7,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.core.resources import FeastResource
 from platform_assets.defs.ingestion.assets import raw_assets
 from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.validation.assets import validated_assets
 from platform_assets.defs.warehouse.assets import warehouse_models
-from platform_assets.core.dbt import dbt_resource
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.resources import PlatformPathsResource
-
+from platform_assets.lib.dbt import dbt_resource
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.paths import PlatformPaths
 from tests.conftest import write_csv
 
 MONTHS = ("2013-01", "2013-02")

@@ -12,10 +12,15 @@ import polars as pl
 import pytest
 from feast import FeatureStore
 
-from platform_assets.core.feast import OnlineReader, _asof_join, historical_features, service_views
-from platform_assets.core.features import FLIGHT_COLUMNS
-from platform_assets.core.paths import PlatformPaths
 from platform_assets.delay_model.spec import MODEL
+from platform_assets.events import FLIGHT_COLUMNS
+from platform_assets.featurestore.feast import (
+    OnlineReader,
+    _asof_join,
+    historical_features,
+    service_views,
+)
+from platform_assets.paths import PlatformPaths
 from platform_assets.serving.features import FLIGHT_FACTS, NO_TAILNUM, OnlineFeatures
 from platform_assets.serving.instances import Flight
 

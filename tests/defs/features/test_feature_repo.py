@@ -9,10 +9,9 @@ import yaml
 from feast import ValueType
 
 from platform_assets.delay_model.spec import MODEL
-from platform_assets.core.resources import FeastResource
-from platform_assets.core.settings import FEATURE_REPO_DIR
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.paths import PlatformPaths
+from platform_assets.settings import FEATURE_REPO_DIR
 
 from .helpers import materialize, metadata, sha256
 
@@ -128,7 +127,7 @@ def test_a_reader_never_sees_a_half_written_registry(feast_home: Path, feast_res
 
     from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
-    from platform_assets.core.feast_registry import AtomicFileRegistryStore
+    from platform_assets.featurestore.registry_store import AtomicFileRegistryStore
 
     materialize("feast_registry", feast_resources)
     store = FeastResource().store()

@@ -8,9 +8,9 @@ import pytest
 from feast import FeatureStore
 
 from platform_assets.delay_model.spec import MODEL
-from platform_assets.core.feature_tables import FeatureTableError
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.featurestore.table_contracts import FeatureTableError
+from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.paths import PlatformPaths
 
 from .helpers import materialize, metadata, sha256, training_window
 

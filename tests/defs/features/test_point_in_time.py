@@ -9,12 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.core.feast import historical_features, service_features
-from platform_assets.core.features import FLIGHT_COLUMNS as ENTITY_COLUMNS
-from platform_assets.core.resources import FeastResource
 from platform_assets.delay_model.spec import MODEL
-from platform_assets.core.paths import PlatformPaths
-from platform_assets.core.resources import PlatformPathsResource
+from platform_assets.events import FLIGHT_COLUMNS as ENTITY_COLUMNS
+from platform_assets.featurestore.feast import historical_features, service_features
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.paths import PlatformPaths
 
 from .helpers import materialize, metadata, training_window
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.core.resources import FeastResource
-from platform_assets.core.settings import reload
+from platform_assets.lib.resources import FeastResource
+from platform_assets.settings import reload
 
 
 def test_one_feature_store_per_process_and_platform_home(

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.defs.monitoring.sensors import build_drift_retrain_sensor
-from platform_assets.core.partitions import monthly_partitions
+from platform_assets.lib.partitions import monthly_partitions
 
 
 class ReportMetadata(dg.Config):

@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from platform_assets.core.drift import deterministic_sample, run_drift_report
-
+from platform_assets.ml.drift import deterministic_sample, run_drift_report
 
 LABELS = {"target": "is_delayed", "prediction": "delay_probability"}
 

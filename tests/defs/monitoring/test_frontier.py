@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from platform_assets.core.metrics import auc_interval, rank_auc
-from platform_assets.defs.monitoring.frontier import MonthScore, gain_share, simulate
+from platform_assets.ml.frontier import MonthScore, gain_share, simulate
+from platform_assets.ml.metrics import auc_interval, rank_auc
 
 MONTHS = ["05", "06", "07", "08"]
 # M(m): the model a retrain on m's report trains; M(05) is the first champion.

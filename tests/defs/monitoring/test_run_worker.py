@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.core.launch import in_process_instance, workspace_launcher
+from platform_assets.replay.launch import in_process_instance, workspace_launcher
 
 
 def window(start: str, end: str) -> dict:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from dagster._core.scheduler.instigation import TickStatus
 
-from platform_assets.core.launch import in_process_instance, workspace_launcher
 from platform_assets.defs.monitoring.resources import RetrainPolicy
 from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
+from platform_assets.replay.launch import in_process_instance, workspace_launcher
 
 from . import sensor_defs
 

@@ -1,1 +1,0 @@
-"""Shared code that is not an asset: settings, paths, table specs, rules, dbt wiring."""

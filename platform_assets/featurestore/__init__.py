@@ -1,0 +1,2 @@
+"""Feast access: the feature repo, the atomic registry store, historical and online reads, and
+the lineage of feature rows."""

@@ -1,0 +1,2 @@
+"""The model-lifecycle component: one declaration (a defs.yaml) per model gives its training set,
+model, gated evaluation, champion, monthly scores and drift reports, retrain sensor and jobs."""
