@@ -26,9 +26,8 @@ from typing import Any
 import dagster as dg
 
 from platform_assets import constants
-from platform_assets.defs.monitoring.replay import latest_report
-from platform_assets.defs.monitoring.sensors import SENSOR_NAME
 from platform_assets.lib.instance import ensure_dagster_home
+from platform_assets.lib.retrain_replay import KEYS, REPLAYED, latest_report
 from platform_assets.months import all_months
 from platform_assets.paths import PlatformPaths
 from platform_assets.replay.launch import in_process_instance, workspace_launcher
@@ -89,7 +88,7 @@ def step(label: str, started: float) -> None:
 
 def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     """Did this run move the champion alias (the champion asset materializes only then)?"""
-    records = instance.fetch_materializations(dg.AssetKey("champion"), limit=1).records
+    records = instance.fetch_materializations(KEYS.champion, limit=1).records
     return bool(records) and records[0].run_id == run.run_id
 
 
@@ -206,10 +205,10 @@ def run(
         t0 = time.perf_counter()
         # The first champion's hyperparameters come from an Optuna search; the drift sensor's
         # retrains reuse the champion's recipe.
-        first = launch("train_and_promote", "the first model", ops={"delay_model": {"config": {"search": True}}})
+        first = launch(KEYS.train_job, "the first model", ops={KEYS.op("model"): {"config": {"search": True}}})
         step(
-            f"first champion: search ({constants.SEARCH_TRIALS} trials), train "
-            f"{constants.TRAINING_SET_START_MONTH}..{constants.TRAINING_SET_END_MONTH}, gate on {first_scored}", t0
+            f"first champion: search ({REPLAYED.training.search_trials} trials), train "
+            f"{REPLAYED.training.window}, gate on {first_scored}", t0
         )
         if not promoted(instance, first):
             raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
@@ -225,12 +224,12 @@ def run(
             elif month not in initial:
                 launch("monthly_pipeline", month, partition=month)
             start_next(month)
-            launch("monthly_scoring", month, partition=month)
+            launch(KEYS.scoring_job, month, partition=month)
             report = latest_report(instance, month)
             # The sensor daemon's own iteration: it evaluates the sensor, records the tick and
             # launches the retraining run it asks for (executed here, before it returns).
             with output_to(log):
-                tick, retrains = launcher.tick_sensor(SENSOR_NAME)
+                tick, retrains = launcher.tick_sensor(KEYS.sensor)
             if retrains:
                 decision = "retrain: " + "; ".join(r.tags["platform/retrain_reason"].split(": ", 1)[1] for r in retrains)
             else:
@@ -242,7 +241,7 @@ def run(
             )
             for retrain in retrains:
                 succeeded(instance, retrain, f"retraining after {month}")
-                print(f"{'':<8} retrained on {retrain.run_config['ops']['training_set']['config']}: "
+                print(f"{'':<8} retrained on {retrain.run_config['ops'][KEYS.op('training_set')]['config']}: "
                       f"{'promoted' if promoted(instance, retrain) else 'gate kept the champion'}", flush=True)
             if month != replayed[-1]:  # the last month's model trains in the summary, beside its scoring
                 prefit.after(month)

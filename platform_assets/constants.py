@@ -36,3 +36,5 @@ RETRAIN_WINDOW_MONTHS = 4
 TRAINING_SET_START_MONTH = "2013-01"
 TRAINING_SET_END_MONTH = "2013-04"
 REPLAY_FIRST_SCORED_MONTH = "2013-05"
+REPLAY_MODEL = "delay"  # key_prefix of the declared model make run replays
+ONLINE_MODEL = "delay"  # key_prefix of the declared model whose served traffic defs/serving evaluates

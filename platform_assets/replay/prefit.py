@@ -9,7 +9,7 @@ runs leave idle:
 
     echo 2013-08 | python -m platform_assets.replay.prefit
 
-The fits land in PLATFORM_HOME/cache/fits under their content's key (core.tabular.parallel), and
+The fits land in PLATFORM_HOME/cache/fits under their content's key (ml/parallel.py), and
 `replay_summary` loads them from there instead of training them again: the same frame, recipe,
 columns, training code and thread count give the same weights. A fit this process is training
 when the summary starts is waited for, not trained twice; anything missing (a prefit that failed,
@@ -29,15 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from platform_assets import constants
-from platform_assets.defs.monitoring.replay import monthly_policy
-from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.lib.resources import shared_resources
+from platform_assets.lib.retrain_replay import MODEL, REPLAYED, monthly_policy
 from platform_assets.ml.parallel import start_fits
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from platform_assets.ml.policy import RetrainPolicy
     from platform_assets.paths import PlatformPaths
 
 
@@ -113,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resources = shared_resources()
     store = resources["mlflow_store"]
     store.activate(MODEL.experiment)
-    client, paths, policy = store.client(), resources["platform"].paths, RetrainPolicy.from_settings()
+    client, paths, policy = store.client(), resources["platform"].paths, REPLAYED.retrain.policy
     settled: set[str] = set()  # planned once: their frames are not built and hashed again
     for line in sys.stdin:
         through = line.strip()

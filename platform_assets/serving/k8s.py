@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from platform_assets.delay_model.spec import MODEL
+from platform_assets import constants as platform_constants
+from platform_assets.ml.declaration import declared
 from platform_assets.serving import constants
 
 NAMESPACE = "flight-platform"
@@ -31,6 +32,8 @@ LOGGER_URL = f"http://request-log-broker.{NAMESPACE}.svc.cluster.local"
 # The pods' label the network policy `model-server-behind-auth` (deploy/k8s) selects: only the
 # authenticating proxy may reach them.
 POD_LABELS = {"app.kubernetes.io/name": "model-server"}
+# The server answers for every declared model; the service is named after, and probed on, this one.
+MODEL = declared(platform_constants.ONLINE_MODEL)
 
 
 def inference_service(
@@ -43,7 +46,7 @@ def inference_service(
     min_replicas: int = 1,
     max_replicas: int = 3,
 ) -> Any:
-    """A V1beta1InferenceService for the delay model's server."""
+    """A V1beta1InferenceService for the model server (every declared model with serving enabled)."""
     from kserve import (
         V1beta1InferenceService,
         V1beta1InferenceServiceSpec,

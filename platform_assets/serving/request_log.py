@@ -1,7 +1,7 @@
 """The request log: every scored instance, append-only, partitioned by the flight's local date.
 
 Rows are buffered in memory and written every `flush_seconds` as a new parquet file in the
-partition folder (`$PLATFORM_HOME/serving/request_log/day=YYYY-MM-DD/<time>-<uuid>.parquet`); no
+partition folder (`$PLATFORM_HOME/serving/request_log/<model>/day=YYYY-MM-DD/<time>-<uuid>.parquet`); no
 file is ever rewritten, so a reader sees whole files only. A day is the flight's scheduled date,
 the same day its outcome is validated, so online evaluation joins one partition with one day's
 labels.
@@ -27,12 +27,13 @@ log = logging.getLogger(__name__)
 
 
 
-def request_log_dir(paths: PlatformPaths) -> Path:
-    return paths.home / "serving" / "request_log"
+def request_log_dir(paths: PlatformPaths, model: str) -> Path:
+    """The log of one served model (its registered name)."""
+    return paths.home / "serving" / "request_log" / model
 
 
-def day_dir(paths: PlatformPaths, day: str) -> Path:
-    return request_log_dir(paths) / f"day={day}"
+def day_dir(paths: PlatformPaths, model: str, day: str) -> Path:
+    return request_log_dir(paths, model) / f"day={day}"
 
 
 class RequestLogWriter:
@@ -120,26 +121,26 @@ def encode(values: dict[str, Any]) -> str:
     return json.dumps(values, default=str, separators=(",", ":"))
 
 
-def days(paths: PlatformPaths) -> list[str]:
-    root = request_log_dir(paths)
+def days(paths: PlatformPaths, model: str) -> list[str]:
+    root = request_log_dir(paths, model)
     if not root.exists():
         return []
     return sorted(p.name.removeprefix("day=") for p in root.glob("day=*") if any(p.glob("*.parquet")))
 
 
-def read_day(paths: PlatformPaths, day: str) -> pl.DataFrame:
-    """Every row logged for flights of `day` (empty frame with the log's schema when none)."""
+def read_day(paths: PlatformPaths, model: str, day: str) -> pl.DataFrame:
+    """Every row logged for `model` for flights of `day` (empty frame with the log's schema when none)."""
     import polars as pl
 
-    files = sorted(day_dir(paths, day).glob("*.parquet"))
+    files = sorted(day_dir(paths, model, day).glob("*.parquet"))
     if not files:
         return pl.DataFrame(schema=_polars_schema())
     return pl.concat([pl.read_parquet(f) for f in files], how="vertical")
 
 
-def read_all(paths: PlatformPaths) -> pl.DataFrame:
+def read_all(paths: PlatformPaths, model: str) -> pl.DataFrame:
     import polars as pl
 
-    frames = [read_day(paths, d) for d in days(paths)]
+    frames = [read_day(paths, model, d) for d in days(paths, model)]
     return pl.concat(frames) if frames else pl.DataFrame(schema=_polars_schema())
 

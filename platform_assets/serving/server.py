@@ -1,10 +1,11 @@
-"""The delay model as a KServe model server: `make serve` (127.0.0.1:8080), v1 protocol.
+"""Every declared model (defs/models/<model>/defs.yaml with `serving.enabled`) on one KServe model
+server: `make serve` (127.0.0.1:8080), v1 protocol, a route per model.
 
     POST /v1/models/flight_delay_model:predict  {"instances": [{"year": 2013, "month": 12, ...}]}
     -> {"predictions": [0.31], "details": [{"variant": "champion", "model_version": "4",
         "missing_features": []}], "request_id": "..."}
 
-Health and readiness at KServe's paths (`GET /`, `GET /v1/models/flight_delay_model`).
+Health and readiness at KServe's paths (`GET /`, `GET /v1/models/<model>`); `GET /v1/models` lists them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import kserve
 from kserve.errors import InvalidInput
 
-from platform_assets.delay_model.spec import MODEL
+from platform_assets.ml.declaration import MODELS_DIR, ModelDeclaration, load_declarations
 from platform_assets.paths import PlatformPaths
 from platform_assets.serving.features import OnlineFeatures, feature_store
 from platform_assets.serving.instances import RequestError, parse_body
@@ -198,9 +199,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m platform_assets.serving.server", allow_abbrev=False)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--rollout", choices=MODES, default="champion",
-                        help="champion only, canary (challenger answers a share), shadow (challenger scores all)")
-    parser.add_argument("--canary-percent", type=float, default=20.0)
+    parser.add_argument("--rollout", choices=MODES, default=None,
+                        help="champion only, canary (challenger answers a share), shadow (challenger scores all); "
+                        "default: each model's declaration (serving.rollout)")
+    parser.add_argument("--canary-percent", type=float, default=None,
+                        help="default: each model's declaration (serving.canary_percent)")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR), help="folder of the model declarations")
     parser.add_argument("--alias-poll-seconds", type=float, default=5.0,
                         help="how often the registry's aliases are read (a moved alias is served after this)")
     parser.add_argument("--log-flush-seconds", type=float, default=1.0)
@@ -211,7 +215,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_model(args: argparse.Namespace) -> FlightDelayModel:
+def served_models(models_dir: Path) -> list[ModelDeclaration]:
+    """The declarations with serving enabled, by registered name."""
+    served = [d for d in load_declarations(models_dir).values() if d.serving.enabled]
+    if not served:
+        raise SystemExit(f"no model under {models_dir} declares serving.enabled: true")
+    return served
+
+
+def build_models(args: argparse.Namespace) -> list[FlightDelayModel]:
+    """One KServe model per served declaration, each with its rollout, alias watcher and request log."""
     paths = PlatformPaths(Path(args.platform_home).resolve())
     tracking_uri = args.tracking_uri or f"sqlite:///{paths.mlflow_dir / 'mlflow.db'}"
     import mlflow
@@ -219,14 +232,21 @@ def build_model(args: argparse.Namespace) -> FlightDelayModel:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     store = feature_store(Path(args.feature_repo), args.feature_store_yaml, paths)
-    return FlightDelayModel(
-        MODEL.name,
-        watcher=AliasWatcher(mlflow_client_factory(tracking_uri), MODEL.name, args.alias_poll_seconds),
-        features=OnlineFeatures(store, MODEL.feature_service),
-        rollout=Rollout(args.rollout, args.canary_percent),
-        request_log=RequestLogWriter(request_log_dir(paths), args.log_flush_seconds),
-        paths=paths,
-    )
+    models = []
+    for declared in served_models(Path(args.models_dir)):
+        mode = args.rollout or declared.serving.rollout
+        share = declared.serving.canary_percent if args.canary_percent is None else args.canary_percent
+        models.append(
+            FlightDelayModel(
+                declared.name,
+                watcher=AliasWatcher(mlflow_client_factory(tracking_uri), declared.name, args.alias_poll_seconds),
+                features=OnlineFeatures(store, declared.feature_service),
+                rollout=Rollout(mode, share),
+                request_log=RequestLogWriter(request_log_dir(paths, declared.name), args.log_flush_seconds),
+                paths=paths,
+            )
+        )
+    return models
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,10 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # access line would add three stdout writes to each request's latency. Errors still print.
     for name in ("kserve.trace", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    model = build_model(args)
-    model.load()
-    log.info("rollout %s", json.dumps({"mode": args.rollout, "canary_percent": args.canary_percent}))
-    LocalModelServer(args.host, args.port).start([model])
+    models = build_models(args)
+    for model in models:
+        model.load()
+        log.info("%s rollout %s", model.name, json.dumps({"mode": model.rollout.mode, "canary_percent": model.rollout.canary_percent}))
+    LocalModelServer(args.host, args.port).start(models)
     return 0
 
 

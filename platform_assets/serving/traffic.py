@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.delay_model.spec import MODEL
+from platform_assets.ml.declaration import declared
 from platform_assets.paths import PlatformPaths
 
 if TYPE_CHECKING:
@@ -149,8 +149,8 @@ def replay(
     flights: pl.DataFrame,
     store: FeatureStore,
     url: str,
-    feature_service: str = MODEL.feature_service,
-    model_name: str = MODEL.name,
+    feature_service: str,
+    model_name: str,
 ) -> ReplayResult:
     """Send `flights` (as `month_flights` returns them) to the server at `url`, clock by clock."""
     import requests
@@ -174,8 +174,9 @@ def replay(
     return result
 
 
-def main(month: str, url: str, days: Sequence[int] | None = None) -> int:
-    """The `traffic` command: replay `month` (optionally some days of it) against a running server."""
+def main(month: str, url: str, days: Sequence[int] | None = None, model: str = "delay") -> int:
+    """The `traffic` command: replay `month` (optionally some days of it) against a running server's
+    route of the declared model `model` (its key_prefix)."""
     import polars as pl
 
     from platform_assets.serving.features import feature_store
@@ -187,7 +188,8 @@ def main(month: str, url: str, days: Sequence[int] | None = None) -> int:
     if days:
         flights = flights.filter(pl.col("day").is_in(list(days)))
     store = feature_store(FEATURE_REPO_DIR, current.feature_store_yaml, paths)
-    result = replay(flights, store, url)
+    target = declared(model)
+    result = replay(flights, store, url, target.feature_service, target.name)
     print(result.summary())
     for failure in result.failed[:10]:
         print("failed:", failure)

@@ -6,11 +6,9 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets import constants
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import FEATURE_TABLES
-from platform_assets.lib.models.assets import build_training_set_asset, check_same_home
 from platform_assets.lib.partitions import month_keys, monthly_partitions
-from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource, check_same_home
 from platform_assets.months import MonthWindow
 
 
@@ -101,5 +99,3 @@ def online_features(
         }
     )
 
-
-training_set = build_training_set_asset(MODEL, name="training_set", group="features")

@@ -8,9 +8,8 @@ from pydantic import Field
 from platform_assets.data import landing
 from platform_assets.data.raw_files import RawFileError
 from platform_assets.data.tables import TABLES, TableSpec, table_schema
-from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.lib.partitions import month_keys, monthly_partitions
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.lib.resources import PlatformPathsResource, RawSourceResource
 
 
 class IngestionConfig(dg.Config):

@@ -7,13 +7,17 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from platform_assets import constants as platform_constants
 from platform_assets.defs.serving.partitions import daily_partitions
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import EVENTS_TABLE
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
+from platform_assets.ml.declaration import declared
 from platform_assets.serving import constants
 
 CHALLENGER_CHECK = "challenger_online_vs_champion"
+
+# The model whose live traffic these assets evaluate and promote (its declaration under defs/models/).
+MODEL = declared(platform_constants.ONLINE_MODEL).spec
 
 
 class OnlineEvaluationConfig(dg.Config):
@@ -55,9 +59,9 @@ def request_log(
     from platform_assets.serving.request_log import day_dir, read_day
 
     day = context.partition_key
-    log = read_day(platform.paths, day)
+    log = read_day(platform.paths, MODEL.name, day)
     if log.is_empty():
-        raise dg.Failure(f"{day_dir(platform.paths, day)}: no requests logged for flights of {day}")
+        raise dg.Failure(f"{day_dir(platform.paths, MODEL.name, day)}: no requests logged for flights of {day}")
     latency = log.unique(subset=["request_id"])["latency_ms"].to_numpy()
     p50, p95, p99 = np.percentile(latency, [50, 95, 99])
     answered = log.filter(log["answered"])
@@ -74,8 +78,8 @@ def request_log(
             "share_with_missing_features": round(
                 float((answered["missing_features"].list.len() > 0).mean()), 4
             ),
-            "files": len(list(day_dir(platform.paths, day).glob("*.parquet"))),
-            "path": dg.MetadataValue.path(str(day_dir(platform.paths, day))),
+            "files": len(list(day_dir(platform.paths, MODEL.name, day).glob("*.parquet"))),
+            "path": dg.MetadataValue.path(str(day_dir(platform.paths, MODEL.name, day))),
         }
     )
 
@@ -112,7 +116,7 @@ def online_evaluation(
     if outcomes.is_empty() or outcomes[MODEL.label].drop_nulls().is_empty():
         raise dg.Failure(f"no validated outcomes for flights of {day} yet: build the warehouse for it")
     report = evaluate_day(
-        read_day(paths, day), outcomes, MODEL.label, day, config.min_labelled, config.max_auc_loss
+        read_day(paths, MODEL.name, day), outcomes, MODEL.label, day, config.min_labelled, config.max_auc_loss
     )
     target = _reports(platform, "online_evaluation", day) / "evaluation.json"
     target.write_text(report.to_json())
@@ -219,7 +223,7 @@ def serving_skew(
 
     day = context.partition_key
     paths = platform.paths
-    log = read_day(paths, day)
+    log = read_day(paths, MODEL.name, day)
     if log.is_empty():
         raise dg.Failure(f"no requests logged for flights of {day}")
     report = skew(log, day_outcomes(paths, day), feast.store(), MODEL.feature_service, config.tolerance)
@@ -244,7 +248,7 @@ def serving_skew(
 
 @dg.asset(
     group_name="serving",
-    deps=[dg.AssetKey("model_evaluation")],
+    deps=[dg.AssetKey([platform_constants.ONLINE_MODEL, "evaluation"])],
     kinds={"mlflow"},
     output_required=False,
     description=f"Gives {MODEL.name}'s gated candidate the alias `challenger` instead of `champion`: "

@@ -3,6 +3,7 @@ report), and training a challenger for live evaluation instead of promoting it o
 
 import dagster as dg
 
+from platform_assets import constants
 from platform_assets.defs.serving.partitions import daily_partitions
 
 online_evaluation_job = dg.define_asset_job(
@@ -15,7 +16,10 @@ online_evaluation_job = dg.define_asset_job(
 
 train_challenger_job = dg.define_asset_job(
     "train_challenger",
-    selection=dg.AssetSelection.assets("training_set", "delay_model", "model_evaluation", "serving_challenger"),
+    selection=dg.AssetSelection.assets(
+        *(dg.AssetKey([constants.ONLINE_MODEL, a]) for a in ("training_set", "model", "evaluation")),
+        "serving_challenger",
+    ),
     tags={"platform/gpu": "true"},
     description="Train a candidate and, if it passes the offline gate, stage it as the server's "
     "challenger (canary or shadow) instead of promoting it: live evidence decides.",

@@ -4,8 +4,8 @@ import json
 
 import dagster as dg
 
+from platform_assets.defs.serving.assets import MODEL
 from platform_assets.defs.serving.jobs import online_evaluation_job
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.lib.resources import PlatformPathsResource
 
 REQUEST_LOG = dg.AssetKey("request_log")
