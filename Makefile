@@ -50,13 +50,15 @@ ui: $(MANIFEST)
 bench: $(MANIFEST)
 	$(BIN)/python benchmarks/foundation.py
 
-# The model server (KServe v1 protocol) on 127.0.0.1:8080: champion (and challenger) from the MLflow
-# aliases, features from Feast's online store, every answer in the request log under PLATFORM_HOME.
-ROLLOUT ?= champion
-CANARY_PERCENT ?= 20
+# The model server (KServe v1 protocol) on 127.0.0.1:8080, a route per declared model: champion (and
+# challenger) from the MLflow aliases, features from Feast's online store, every answer in the request
+# log under PLATFORM_HOME. Rollout and canary share come from each model's defs.yaml (serving:);
+# ROLLOUT=canary CANARY_PERCENT=20 overrides them for every model.
+ROLLOUT ?=
+CANARY_PERCENT ?=
 .PHONY: serve
 serve: $(INSTALLED)
-	$(BIN)/python -m platform_assets.serving.server --rollout $(ROLLOUT) --canary-percent $(CANARY_PERCENT)
+	$(BIN)/python -m platform_assets.serving.server $(if $(ROLLOUT),--rollout $(ROLLOUT)) $(if $(CANARY_PERCENT),--canary-percent $(CANARY_PERCENT))
 
 clean:
 	rm -rf .platform dbt_project/target dbt_project/logs

@@ -82,20 +82,71 @@ def test_loading_the_code_location_imports_no_heavy_library(tmp_path) -> None:
     assert not (tmp_path / "home").exists(), "loading the definitions wrote to PLATFORM_HOME"
 
 
-def test_second_model_is_its_own_group_with_gate_and_registered_model(graph) -> None:
-    from platform_assets.cancellation_model.spec import MODEL
+# Pipeline assets (ingestion to Feast, serving, the replay summary) and each declared model's six.
+PIPELINE_ASSETS = 29
+MODEL_ASSETS = ("training_set", "model", "evaluation", "champion", "predictions", "drift_report")
 
-    cancellation = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "cancellation"}
-    assert cancellation == {
-        "cancellation_training_set", "cancellation_model", "cancellation_evaluation",
-        "cancellation_champion", "cancellation_predictions", "cancellation_drift_report",
-    }
-    # Same tables as the delay model: its training set reads the dbt events and feature tables.
-    parents = {p.to_user_string() for p in graph.get(dg.AssetKey("cancellation_training_set")).parent_keys}
+
+def test_the_graph_holds_the_pipeline_and_six_assets_per_declared_model(graph) -> None:
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    modelled = {f"{m}/{a}" for m in ("delay", "cancellation") for a in MODEL_ASSETS}
+    assert modelled <= keys
+    assert len(keys) == PIPELINE_ASSETS + len(modelled)
+
+
+@pytest.mark.parametrize("prefix", ["delay", "cancellation"])
+def test_each_declared_model_is_its_own_group_with_gate_jobs_sensor_and_schedules(graph, prefix: str) -> None:
+    from platform_assets.ml.declaration import declared
+
+    declaration = declared(prefix)
+    group = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == prefix}
+    assert group == {f"{prefix}/{a}" for a in MODEL_ASSETS}
+    # Same tables for every model: its training set reads the dbt events and feature tables.
+    parents = {p.to_user_string() for p in graph.get(dg.AssetKey([prefix, "training_set"])).parent_keys}
     assert {"flight_training_events", "feat_origin_weather", "feast_registry"} <= parents
+    assert dg.AssetKey([prefix, "champion"]) in graph.get(dg.AssetKey([prefix, "predictions"])).parent_keys
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert ("cancellation_evaluation", "cancellation_gate") in checks
-    assert MODEL.name != "flight_delay_model" and MODEL.feature_service == "cancellation_model_v1"
+    assert (f"{prefix}/evaluation", "promotion_gate") in checks
+    assert {f"{prefix}_train_and_promote", f"{prefix}_monthly_scoring", f"{prefix}_hyperparameter_search"} <= {
+        j.name for j in defs.jobs
+    }
+    sensor = defs.resolve_sensor_def(f"{prefix}_drift_retrain_sensor")
+    assert sensor.job_name == f"{prefix}_train_and_promote"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert {f"{prefix}_scheduled_retrain", f"{prefix}_monthly_scoring_schedule"} <= {s.name for s in defs.schedules}
+    # The training step's pod: the declaration's GPU count on the GPU pool.
+    [model] = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey([prefix, "model"]) in a.keys]
+    import json
+
+    k8s = json.loads(model.op.tags["dagster-k8s/config"])["container_config"]["resources"]["limits"]
+    assert k8s["nvidia.com/gpu"] == str(declaration.k8s.gpu_count)
+
+
+def test_a_declarations_defaults_are_its_assets_run_config(graph) -> None:
+    """The launchpad's defaults are the declaration's: training window, recipe, search budget, gate."""
+    import yaml
+
+    from platform_assets.ml.declaration import MODELS_DIR
+
+    attributes = yaml.safe_load((MODELS_DIR / "delay" / "defs.yaml").read_text())["attributes"]
+    [model] = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["delay", "model"]) in a.keys]
+    fields = model.op.config_schema.config_type.fields
+    assert fields["start_month"].default_value == attributes["training"]["start_month"]
+    assert fields["end_month"].default_value == attributes["training"]["end_month"]
+    assert fields["search_trials"].default_value == attributes["training"]["search_trials"]
+    [evaluation] = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["delay", "evaluation"]) in a.keys]
+    gate = evaluation.op.config_schema.config_type.fields
+    assert gate["min_auc_gain"].default_value == attributes["gate"]["min_auc_gain"]
+    assert gate["holdout_months"].default_value == attributes["training"]["holdout_months"]
+
+
+def test_a_bad_declaration_names_its_file_and_field(tmp_path) -> None:
+    from platform_assets.ml.declaration import MODELS_DIR, read_declaration
+
+    text = (MODELS_DIR / "delay" / "defs.yaml").read_text().replace("label: is_delayed", "label: arr_time")
+    (tmp_path / "defs.yaml").write_text(text)
+    with pytest.raises(ValueError, match=r"(?s)defs\.yaml: .*\nlabel\n.*'arr_time' is not an outcome column"):
+        read_declaration(tmp_path / "defs.yaml")
 
 
 def test_the_code_location_loads_without_a_warning(tmp_path) -> None:
@@ -121,7 +172,7 @@ def test_the_code_location_loads_without_a_warning(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     [count] = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("ASSETS ")]
-    assert int(count) > 30
+    assert int(count) == PIPELINE_ASSETS + 2 * len(MODEL_ASSETS)
     warnings = [line for line in (out.stdout + out.stderr).splitlines() if "warn" in line.lower()]
     assert warnings == []
 
@@ -142,7 +193,7 @@ def test_the_definitions_load_in_the_cluster_configuration(tmp_path) -> None:
     }
     probe = (
         "import json, platform_assets.definitions as d; defs = d.defs; "
-        "r = defs.resources; job = defs.resolve_job_def('train_and_promote'); "
+        "r = defs.resources; job = defs.resolve_job_def('delay_train_and_promote'); "
         "print(json.dumps({'executor': job.executor_def.name, "
         "'tracking': r['mlflow_store'].resolved_tracking_uri(), 'feast': r['feast'].fs_yaml, "
         "'dbt_target': __import__('platform_assets.lib.dbt', fromlist=['x']).dbt_project().target}))"

@@ -6,11 +6,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.models import ModelLifecycle
+from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
+from platform_assets.ml.declaration import declared
 from tests.models import synthetic
 from tests.models.feast_store import LocalFeastResource, build_store
 
+MODEL = declared("delay").spec
+DELAY = ModelKeys("delay")
 TRAIN_START, TRAIN_END, HOLDOUT = "2013-01", "2013-02", "2013-03"
 # Small and quick: a few thousand rows train in well under a second per epoch.
 FAST_TRAINING = {
@@ -53,14 +57,24 @@ def resources(home: Path) -> dict:
     }
 
 
+def lifecycle(key_prefix: str) -> ModelLifecycle:
+    """The component a model's defs.yaml declares, as `dg list defs` loads it."""
+    return ModelLifecycle(**declared(key_prefix).model_dump())
+
+
+def model_assets(key_prefix: str) -> dict[str, dg.AssetsDefinition]:
+    """A declared model's assets by their last key part: training_set, model, evaluation, ..."""
+    return {a.key.path[-1]: a for a in lifecycle(key_prefix).build_assets()}
+
+
 def training_config(**overrides: object) -> dict:
     return {"start_month": TRAIN_START, "end_month": TRAIN_END, **FAST_TRAINING, **overrides}
 
 
 def run_config(training: dict | None = None, evaluation: dict | None = None) -> dg.RunConfig:
-    ops = {"delay_model": {"config": training or training_config()}}
+    ops = {DELAY.op("model"): {"config": training or training_config()}}
     if evaluation is not None:
-        ops["model_evaluation"] = {"config": evaluation}
+        ops[DELAY.op("evaluation")] = {"config": evaluation}
     return dg.RunConfig(ops=ops)
 
 

@@ -19,8 +19,9 @@ from feast import (
     ValueType,
 )
 
-from platform_assets.cancellation_model.spec import MODEL as CANCELLATION
-from platform_assets.delay_model.spec import MODEL as DELAY
+from platform_assets.ml.declaration import declared
+
+DELAY, CANCELLATION = declared("delay").spec, declared("cancellation").spec
 
 # Both models' services read the same four views here.
 FEATURE_SERVICES = (DELAY.feature_service, CANCELLATION.feature_service)

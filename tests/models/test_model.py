@@ -10,9 +10,7 @@ import polars as pl
 import pytest
 import torch
 
-from platform_assets.delay_model.spec import MODEL
-from platform_assets.delay_model.training import fit
-from platform_assets.lib.models.assets import gate_result
+from platform_assets.lib.models.promotion import gate_result
 from platform_assets.ml.evaluation import EvaluationReport
 from platform_assets.ml.params import TrainParams
 from platform_assets.ml.preprocessing import (
@@ -24,15 +22,21 @@ from platform_assets.ml.preprocessing import (
 )
 from platform_assets.ml.pyfunc import log_model, signature_input
 from platform_assets.ml.training import BatchedEnsemble, predict_proba
+from platform_assets.ml.training import fit as fit_tabular
+from tests.models.conftest import FAST_TRAINING, MODEL, TRAIN_END, TRAIN_START
 
 LABEL = MODEL.label
-from tests.models.conftest import FAST_TRAINING, TRAIN_END, TRAIN_START
+
+
+def fit(frame: pl.DataFrame, params: TrainParams):
+    """The delay model's fit, as its training asset runs it."""
+    return fit_tabular(frame, params, MODEL.columns)
 
 
 def _training_set(world) -> pl.DataFrame:
     from platform_assets.paths import PlatformPaths
 
-    return pl.read_parquet(PlatformPaths(world).training_set_file(TRAIN_START, TRAIN_END))
+    return pl.read_parquet(PlatformPaths(world).training_set_file(TRAIN_START, TRAIN_END, "delay_training_set"))
 
 
 def test_preprocessing_ranks_bins_flags_missing_and_maps_unknown_categories() -> None:
@@ -199,7 +203,7 @@ def _report(
 )
 def test_gate(candidate_auc, candidate_ll, champion_auc, margin, passed) -> None:
     assert (
-        gate_result("promotion_gate", _report(candidate_auc, candidate_ll, champion_auc), margin, 0.5).passed
+        gate_result(_report(candidate_auc, candidate_ll, champion_auc), margin, 0.5).passed
         is passed
     )
 

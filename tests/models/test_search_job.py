@@ -7,11 +7,20 @@ import dagster as dg
 import optuna
 from mlflow import MlflowClient
 
-from platform_assets.defs.training.assets import delay_model
-from platform_assets.defs.training.search import hyperparameter_search
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.lib.models.search_job import study_storage
-from tests.models.conftest import TRAIN_END, TRAIN_START, metadata, run_config, training_config
+from tests.models.conftest import (
+    MODEL,
+    TRAIN_END,
+    TRAIN_START,
+    lifecycle,
+    metadata,
+    model_assets,
+    run_config,
+    training_config,
+)
+
+hyperparameter_search = lifecycle("delay").build_jobs()["search"]
+delay_model = model_assets("delay")["model"]
 
 
 def test_workers_share_one_study_and_delay_model_trains_its_winner(resources) -> None:
@@ -20,18 +29,18 @@ def test_workers_share_one_study_and_delay_model_trains_its_winner(resources) ->
         "trials": 5, "workers": 3, "trial_members": 1,
     }
     result = hyperparameter_search.execute_in_process(
-        run_config={"ops": {"plan_search": {"config": plan}}}, resources=resources
+        run_config={"ops": {"delay__plan_search": {"config": plan}}}, resources=resources
     )
     assert result.success
     workers = sorted(
-        e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and e.step_key.startswith("search_worker")
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and e.step_key.startswith("delay__search_worker")
     )
-    assert workers == ["search_worker[worker_0]", "search_worker[worker_1]", "search_worker[worker_2]"]
+    assert workers == ["delay__search_worker[worker_0]", "delay__search_worker[worker_1]", "delay__search_worker[worker_2]"]
     paths = resources["platform"].paths
     study = optuna.load_study(study_name="fan-out", storage=study_storage(paths))
     assert len(study.trials) == 5  # 2 + 2 + 1 trials, one study
     assert study.trials[0].params["dropout"] == 0.5  # the default recipe goes first
-    best = result.output_for_node("collect_search")
+    best = result.output_for_node("delay__collect_search")
     client: MlflowClient = resources["mlflow_store"].client()
     parent = client.search_runs(
         [client.get_experiment_by_name(MODEL.experiment).experiment_id], "params.study = 'fan-out'"
@@ -44,7 +53,7 @@ def test_workers_share_one_study_and_delay_model_trains_its_winner(resources) ->
 
     trained = metadata(
         dg.materialize([delay_model], resources=resources, run_config=run_config(training_config(search_study="fan-out"))),
-        "delay_model",
+        "delay/model",
     )
     assert trained["hyperparameters"]["dropout"] == float(best["dropout"])
     assert trained["hyperparameters"]["hidden_sizes"] == best["hidden_sizes"]
@@ -78,7 +87,7 @@ def test_a_trial_trailing_the_median_is_pruned_at_its_epoch(home, resources) -> 
             distributions=distributions, value=0.05,
             intermediate_values={epoch: 0.05 for epoch in range(1, 13)},
         ))
-    frame = labelled(pl.read_parquet(PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END)), MODEL.label)
+    frame = labelled(pl.read_parquet(PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END, "delay_training_set")), MODEL.label)
     experiment = resources["mlflow_store"].activate(MODEL.experiment)
     with mlflow.start_run(experiment_id=experiment) as parent:
         optimize(study, frame, MODEL.columns, TrainParams(**FAST_TRAINING), space, budget, trials=1)

@@ -9,24 +9,27 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
-from platform_assets.defs.scoring.assets import flight_predictions
-from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import file_sha256, flight_events
 from platform_assets.ml.params import DEFAULT_PARAMS, TrainParams
 from platform_assets.ml.registry import CANDIDATE, CHAMPION, PREVIOUS, alias_version, rollback
 from platform_assets.months import MonthWindow
 from platform_assets.paths import PlatformPaths
 from tests.models.conftest import (
+    DELAY,
     FAST_TRAINING,
     HOLDOUT,
+    MODEL,
     TRAIN_END,
     TRAIN_START,
     metadata,
+    model_assets,
     run_config,
     training_config,
 )
 
+DELAY_ASSETS = model_assets("delay")
+delay_model, model_evaluation, champion = (DELAY_ASSETS[a] for a in ("model", "evaluation", "champion"))
+flight_predictions = DELAY_ASSETS["predictions"]
 ASSETS = [delay_model, model_evaluation, champion]
 
 
@@ -58,10 +61,10 @@ def _client(resources: dict) -> MlflowClient:
 def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
     result = _train_and_gate(resources)
     assert result.success
-    trained = metadata(result, "delay_model")
+    trained = metadata(result, "delay/model")
     client = _client(resources)
     run = client.get_run(trained["mlflow_run_id"])
-    source = PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END)
+    source = PlatformPaths(home).training_set_file(TRAIN_START, TRAIN_END, DELAY.name("training_set"))
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert run.data.tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert run.data.tags["training_data_sha256"] == file_sha256(source)
@@ -74,7 +77,7 @@ def test_first_model_is_tracked_evaluated_and_promoted(home, resources) -> None:
     assert trained["ensemble_size"] == FAST_TRAINING["ensemble_size"] == len(logged)
     assert sum(logged) == trained["epochs_run"] and min(logged) > 1
 
-    evaluation = metadata(result, "model_evaluation")
+    evaluation = metadata(result, "delay/evaluation")
     assert evaluation["holdout_months"] == HOLDOUT and evaluation["champion_version"] == "none"
     assert evaluation["candidate_auc"] > evaluation["base_rate_auc"] + 0.1
     assert evaluation["candidate_log_loss"] < evaluation["base_rate_log_loss"]
@@ -118,11 +121,11 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
     assert f"on {HOLDOUT} is below champion v1's" in gate.description
     assert "does not beat the base-rate predictor" in gate.description
     assert gate.description.startswith("Keep the champion: AUC ")
-    assert "champion" not in {
+    assert "delay/champion" not in {
         e.asset_key.to_user_string() for e in weak.get_asset_materialization_events()
     }
     # The champion step ran, succeeded, and chose not to materialize.
-    assert "champion" in {e.step_key for e in weak.get_step_success_events()}
+    assert DELAY.op("champion") in {e.step_key for e in weak.get_step_success_events()}
     assert _alias(client, CANDIDATE) == "2"
     assert _alias(client, CHAMPION) == "1"
     version = client.get_model_version(MODEL.name, "2")
@@ -138,7 +141,7 @@ def test_gate_blocks_a_worse_candidate_then_promotes_a_good_one_and_rolls_back(r
         resources, training_config(retrain_unchanged=True), evaluation={"min_auc_gain": -0.01}
     )
     assert _gate(good).passed
-    assert metadata(good, "model_evaluation")["champion_version"] == "1"
+    assert metadata(good, "delay/evaluation")["champion_version"] == "1"
     assert _alias(client, CHAMPION) == "3"
     assert _alias(client, PREVIOUS) == "1"
 
@@ -156,7 +159,7 @@ def test_retraining_same_window_and_config_reproduces_metrics(resources) -> None
     second = dg.materialize(
         [delay_model], resources=resources, run_config=run_config(training_config(retrain_unchanged=True))
     )
-    a, b = metadata(first, "delay_model"), metadata(second, "delay_model")
+    a, b = metadata(first, "delay/model"), metadata(second, "delay/model")
     assert a["model_version"] != b["model_version"]
     assert a["training_data_sha256"] == b["training_data_sha256"]
     assert a["best_epochs"] == b["best_epochs"]
@@ -168,7 +171,7 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     assert _train_and_gate(resources).success
     result = dg.materialize([flight_predictions], resources=resources, partition_key=HOLDOUT)
     paths = PlatformPaths(home)
-    predictions = pl.read_parquet(paths.predictions_file(HOLDOUT))
+    predictions = pl.read_parquet(paths.predictions_file(HOLDOUT, DELAY.name("predictions")))
     events = flight_events(paths, [HOLDOUT], MODEL.label)
     # every flight of the month, cancelled ones (no label) included, once
     assert events["is_delayed"].null_count() > 0
@@ -177,7 +180,7 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     assert predictions["delay_probability"].std() > 0.01
     assert set(predictions["model_version"]) == {"1"}
     assert set(predictions["feature_service"]) == {MODEL.feature_service}
-    meta = metadata(result, "flight_predictions")
+    meta = metadata(result, "delay/predictions")
     assert meta["dagster/row_count"] == events.height
     # Missing features are counted, feature by feature, never silently scored.
     numeric, categorical = MODEL.columns.features(predictions.drop("delay_probability"))
@@ -197,7 +200,7 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     )
     assert tags["training_window"] == f"{TRAIN_START}..{TRAIN_END}"
     assert tags["training_data_sha256"] == file_sha256(
-        paths.training_set_file(TRAIN_START, TRAIN_END)
+        paths.training_set_file(TRAIN_START, TRAIN_END, DELAY.name("training_set"))
     )
     assert tags["feature_service"] == MODEL.feature_service
     raw = json.loads(tags["raw_files"])
@@ -206,7 +209,7 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
     # The training set is the training run's MLflow dataset input.
     version = _client(resources).get_model_version(MODEL.name, "1")
     [dataset] = _client(resources).get_run(version.run_id).inputs.dataset_inputs
-    assert dataset.dataset.name == paths.training_set_file(TRAIN_START, TRAIN_END).name
+    assert dataset.dataset.name == paths.training_set_file(TRAIN_START, TRAIN_END, DELAY.name("training_set")).name
     assert dataset.tags[0].value == "training"
     # ... and as a table the README's lineage query joins on model_version.
     lineage = pl.read_parquet(paths.model_lineage_file(MODEL.name, "1"))
@@ -235,7 +238,7 @@ def test_predictions_cover_every_flight_and_trace_back_to_raw_files(home, resour
         assert predictions[f"{view}_timestamp"].null_count() < predictions.height
 
 def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -> None:
-    from platform_assets.defs.monitoring.replay import registered_version
+    from platform_assets.lib.retrain_replay import registered_version
 
     assert _train_and_gate(resources).success
     client = _client(resources)
@@ -254,15 +257,15 @@ def test_replay_finds_the_registered_version_of_a_window_and_recipe(resources) -
 
 def test_unchanged_training_inputs_register_no_new_version(resources) -> None:
     client = _client(resources)
-    first = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config()), "delay_model")
-    again = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config()), "delay_model")
+    first = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config()), "delay/model")
+    again = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config()), "delay/model")
     assert again["reused_version"] is True and again["model_version"] == first["model_version"] == "1"
     assert len(client.search_model_versions(f"name='{MODEL.name}'")) == 1
     assert _alias(client, CANDIDATE) == "1"
     # A changed recipe is a changed input: a new version.
     changed = metadata(
         dg.materialize([delay_model], resources=resources, run_config=run_config(training_config(seed=11))),
-        "delay_model",
+        "delay/model",
     )
     assert changed["model_version"] == "2" and "reused_version" not in changed
     assert _alias(client, CANDIDATE) == "2"
@@ -270,7 +273,7 @@ def test_unchanged_training_inputs_register_no_new_version(resources) -> None:
 
 def test_search_runs_seeded_optuna_trials_as_child_runs_and_trains_the_winner(resources) -> None:
     search = training_config(search=True, search_trials=4, search_hidden_widths=[16, 32])
-    first = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config(search)), "delay_model")
+    first = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config(search)), "delay/model")
     client = _client(resources)
     parent = client.get_run(first["mlflow_run_id"])
     children = client.search_runs(
@@ -290,7 +293,7 @@ def test_search_runs_seeded_optuna_trials_as_child_runs_and_trains_the_winner(re
     assert parent.data.params["ensemble_size"] == str(FAST_TRAINING["ensemble_size"])
     assert parent.data.params["hidden_sizes"] in {"16", "32"}
     # Seeded: the same search on the same data picks the same recipe.
-    again = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config(search)), "delay_model")
+    again = metadata(dg.materialize([delay_model], resources=resources, run_config=run_config(search)), "delay/model")
     assert again["search_best_trial"] == first["search_best_trial"]
     assert again["hyperparameters"] == first["hyperparameters"]
     assert again["val_auc"] == first["val_auc"]
@@ -305,7 +308,7 @@ def test_a_retrain_can_keep_the_champions_hyperparameters(resources) -> None:
             [delay_model], resources=resources,
             run_config=run_config(training_config(hyperparameters="champion", seed=5)),
         ),
-        "delay_model",
+        "delay/model",
     )
     # The champion's whole recipe (its seed included, not the config's 5) on the champion's own
     # training set is the champion: no new version. With the config's recipe it would be one.

@@ -19,7 +19,8 @@ from platform_assets.lib.models.promotion import build_champion_asset, build_eva
 from platform_assets.lib.models.scoring import build_drift_report_asset, build_predictions_asset
 from platform_assets.lib.models.search_job import build_search_job
 from platform_assets.lib.models.sensor import build_drift_retrain_sensor, build_scheduled_retrain
-from platform_assets.lib.models.training import build_model_asset, build_training_set_asset
+from platform_assets.lib.models.training import build_model_asset
+from platform_assets.lib.models.training_set import build_training_set_asset
 from platform_assets.ml.declaration import ModelDeclaration
 from platform_assets.settings import GpuStepSettings, settings
 
@@ -65,7 +66,11 @@ class ModelLifecycle(dg.Component, dg.Resolvable, ModelDeclaration):
             description=f"Score one month with {self.name}'s champion and compare it with its training data.",
         )
         search = build_search_job(
-            self.spec, training_set=keys.name("training_set"), name=keys.search_job, op_tags=self.training_op_tags()
+            self.spec,
+            training_set=keys.name("training_set"),
+            name=keys.search_job,
+            op_tags=self.training_op_tags(),
+            op_prefix=keys.op(""),
         )
         return {"train": train, "scoring": scoring, "search": search}
 

@@ -133,6 +133,78 @@ def holdout_features(spec: ModelSpec, paths: Any, store: Any, months: list[str])
     return historical_features(store, events.to_pandas(), spec.feature_service)
 
 
+def log_evaluation(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    platform: PlatformPathsResource,
+    client: Any,
+    candidate: Any,
+    report: "EvaluationReport",
+    decision: dg.AssetCheckResult,
+    config: EvaluationConfig,
+    experiment_id: str,
+) -> tuple[str, Any]:
+    """The evaluation's MLflow run (metrics, calibration, slices, model card) and the candidate's
+    gate tags; returns the run id and the model card's path."""
+    import mlflow
+    import numpy as np
+
+    flat = report.flat_metrics()
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"evaluate v{candidate.version}",
+        tags={
+            "dagster_run_id": context.run.run_id,
+            "candidate_version": candidate.version,
+            "champion_version": report.champion_version or "",
+            "holdout_months": ",".join(report.months),
+        },
+    ) as run:
+        mlflow.log_params({"min_auc_gain": config.min_auc_gain, "min_auc": config.min_auc, "holdout_rows": report.rows})
+        mlflow.log_metrics({k: v for k, v in flat.items() if np.isfinite(v)})
+        mlflow.log_dict(report.reliability, "reliability.json")
+        mlflow.log_dict(report.slices, "slices.json")
+        mlflow.set_tag("gate_passed", str(decision.passed).lower())
+        card = write_model_card(spec, platform.paths, client, candidate, report, decision)
+        mlflow.log_artifact(str(card))
+    version_tags = {
+        "gate_passed": str(decision.passed).lower(),
+        "gate_reason": decision.description or "",
+        "holdout_auc": f"{report.metrics['candidate']['auc']:.5f}",
+        "evaluation_run_id": run.info.run_id,
+        "model_card": str(card.relative_to(platform.paths.reports)),
+    }
+    for key, value in version_tags.items():
+        client.set_model_version_tag(spec.name, candidate.version, key, value)
+    return run.info.run_id, card
+
+
+def evaluation_metadata(
+    report: "EvaluationReport", decision: dg.AssetCheckResult, months: list[str], platform: PlatformPathsResource, card: Any
+) -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        "champion_version": report.champion_version or "none",
+        "holdout_months": ",".join(months),
+        "holdout_rows": report.rows,
+        **{k: round(v, 4) for k, v in report.flat_metrics().items() if np.isfinite(v)},
+        "comparison": dg.MetadataValue.md(report.markdown()),
+        "calibration": dg.MetadataValue.md(
+            markdown_image(
+                calibration(report.reliability),
+                "calibration",
+                f"Observed delay rate against predicted probability on {', '.join(months)} "
+                "(10 bins; the dashed line is perfect calibration).",
+            )
+        ),
+        "candidate_reliability": reliability_metadata(report.reliability["candidate"]),
+        "gate": decision.description or "",
+        "model_card": platform.report_link(card),
+        "flagged_slices": ", ".join(f"{r['slice']} {r['value']}" for r in report.slices if r["flagged"]) or "none",
+    }
+
+
 def build_evaluation_asset(
     spec: ModelSpec, keys: ModelKeys, config_type: type[EvaluationConfig]
 ) -> dg.AssetsDefinition:
@@ -154,9 +226,6 @@ def build_evaluation_asset(
         mlflow_store: MLflowResource,
         feast: dg.ResourceParam[Any],
     ) -> dg.MaterializeResult:
-        import mlflow
-        import numpy as np
-
         from platform_assets.ml.evaluation import evaluate_candidate
         from platform_assets.ml.registry import alias_version
 
@@ -169,57 +238,13 @@ def build_evaluation_asset(
         holdout = holdout_features(spec, platform.paths, feast.store(), months)
         report = evaluate_candidate(spec, client, candidate, holdout, months)
         decision = gate_result(report, config.min_auc_gain, config.min_auc)
-        flat = report.flat_metrics()
-        with mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name=f"evaluate v{candidate.version}",
-            tags={
-                "dagster_run_id": context.run.run_id,
-                "candidate_version": candidate.version,
-                "champion_version": report.champion_version or "",
-                "holdout_months": ",".join(months),
-            },
-        ) as run:
-            mlflow.log_params(
-                {"min_auc_gain": config.min_auc_gain, "min_auc": config.min_auc, "holdout_rows": report.rows}
-            )
-            mlflow.log_metrics({k: v for k, v in flat.items() if np.isfinite(v)})
-            mlflow.log_dict(report.reliability, "reliability.json")
-            mlflow.log_dict(report.slices, "slices.json")
-            mlflow.set_tag("gate_passed", str(decision.passed).lower())
-            card = write_model_card(spec, platform.paths, client, candidate, report, decision)
-            mlflow.log_artifact(str(card))
-        version_tags = {
-            "gate_passed": str(decision.passed).lower(),
-            "gate_reason": decision.description or "",
-            "holdout_auc": f"{report.metrics['candidate']['auc']:.5f}",
-            "evaluation_run_id": run.info.run_id,
-            "model_card": str(card.relative_to(platform.paths.reports)),
-        }
-        for key, value in version_tags.items():
-            client.set_model_version_tag(spec.name, candidate.version, key, value)
+        run_id, card = log_evaluation(context, spec, platform, client, candidate, report, decision, config, experiment_id)
         return dg.MaterializeResult(
             metadata={
+                **evaluation_metadata(report, decision, months, platform, card),
                 "candidate_version": candidate.version,
-                "champion_version": report.champion_version or "none",
-                "holdout_months": ",".join(months),
-                "holdout_rows": report.rows,
-                **{k: round(v, 4) for k, v in flat.items() if np.isfinite(v)},
-                "comparison": dg.MetadataValue.md(report.markdown()),
-                "calibration": dg.MetadataValue.md(
-                    markdown_image(
-                        calibration(report.reliability),
-                        "calibration",
-                        f"Observed delay rate against predicted probability on {', '.join(months)} "
-                        "(10 bins; the dashed line is perfect calibration).",
-                    )
-                ),
-                "candidate_reliability": reliability_metadata(report.reliability["candidate"]),
-                "gate": decision.description or "",
-                "model_card": platform.report_link(card),
-                "flagged_slices": ", ".join(f"{r['slice']} {r['value']}" for r in report.slices if r["flagged"]) or "none",
-                "mlflow_run_id": run.info.run_id,
-                "mlflow_run_url": mlflow_store.run_url(experiment_id, run.info.run_id),
+                "mlflow_run_id": run_id,
+                "mlflow_run_url": mlflow_store.run_url(experiment_id, run_id),
             },
             check_results=[decision],
         )

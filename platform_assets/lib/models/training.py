@@ -1,5 +1,5 @@
-"""A declared model's training set and its training asset (torch ensemble, MLflow run, registered
-candidate). Heavy libraries are imported inside the asset bodies, so loading the code location does
+"""A declared model's training asset: a torch ensemble trained in an MLflow run, registered as the
+candidate. Heavy libraries are imported inside the asset bodies, so loading the code location does
 not pay for them."""
 
 import json
@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from platform_assets.events import EVENTS_TABLE, FEATURE_TABLES, FLIGHT_COLUMNS
-from platform_assets.lib.models.config import TrainingConfig, TrainingSetConfig
+from platform_assets.lib.models.config import TrainingConfig
 from platform_assets.lib.models.keys import ModelKeys
-from platform_assets.lib.resources import MLflowResource, PlatformPathsResource, check_same_home
+from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from platform_assets.ml.figures import markdown_image, training_curves
 from platform_assets.ml.params import TrainParams
 from platform_assets.ml.registry import CANDIDATE, CHAMPION
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from platform_assets.ml.search import SearchOutcome
     from platform_assets.ml.training import FitResult
 
-FEAST_REGISTRY = "feast_registry"
-
 # Tags a registered version gets after training, the last of them written last: a version without
 # all of them was interrupted and is never reused.
 LINEAGE_TAGS = frozenset(
@@ -36,93 +33,6 @@ LINEAGE_TAGS = frozenset(
         "training_end_month",
     }
 )
-
-
-def training_frame(store: Any, spec: ModelSpec, events_file: Any, window: MonthWindow) -> Any:
-    """The window's labelled flights with their point-in-time features of the model's service."""
-    import polars as pl
-
-    from platform_assets.featurestore.feast import (
-        historical_features,
-        service_features,
-        service_views,
-    )
-    from platform_assets.featurestore.table_contracts import (
-        TableContract,
-        check_table,
-        view_contract,
-    )
-
-    check_table(
-        TableContract(events_file, keys=("flight_id", "event_timestamp"), columns=(*FLIGHT_COLUMNS, spec.label))
-    )
-    for view in service_views(store, spec.feature_service):
-        check_table(view_contract(view))
-    entity_df = (
-        pl.scan_parquet(events_file)
-        .filter(
-            pl.col("flight_month").is_between(pl.lit(window.start), pl.lit(window.end)),
-            pl.col(spec.label).is_not_null(),
-        )
-        .select(*FLIGHT_COLUMNS, spec.label)
-        .sort("event_timestamp", "flight_id")
-        .collect()
-        .to_pandas(use_pyarrow_extension_array=False)
-    )
-    if entity_df.empty:
-        raise ValueError(f"{spec.name}: no labelled flights in {window} in {events_file}")
-    features = service_features(store, spec.feature_service)
-    joined = historical_features(store, entity_df, spec.feature_service)
-    return joined[[*FLIGHT_COLUMNS, *features, spec.label]].astype({spec.label: "int8"}), features
-
-
-def build_training_set_asset(
-    spec: ModelSpec, keys: ModelKeys, config_type: type[TrainingSetConfig]
-) -> dg.AssetsDefinition:
-    """Point-in-time features of the model's feature service for a window's labelled flights."""
-
-    @dg.asset(
-        key=keys.training_set,
-        group_name=keys.prefix,
-        deps=[FEAST_REGISTRY, dg.AssetKey(EVENTS_TABLE), *(dg.AssetKey(t) for t in FEATURE_TABLES)],
-        kinds={"feast", "parquet"},
-        description=f"Point-in-time correct features of {spec.feature_service} for the window's "
-        f"labelled flights (label {spec.label}: {spec.label_rule}).",
-    )
-    def training_set(
-        context: dg.AssetExecutionContext,
-        config: config_type,  # type: ignore[valid-type]
-        feast: dg.ResourceParam[Any],
-        platform: PlatformPathsResource,
-    ) -> dg.MaterializeResult:
-        import polars as pl
-
-        from platform_assets.paths import write_parquet_atomic
-
-        window = config.window()
-        check_same_home(feast, platform)
-        paths = platform.paths
-        store = feast.store()
-        store.refresh_registry()
-        frame, features = training_frame(store, spec, paths.feature_table(EVENTS_TABLE), window)
-        target = paths.training_set_file(window.start, window.end, keys.name("training_set"))
-        write_parquet_atomic(pl.from_pandas(frame), target)
-        label_rate = float(frame[spec.label].mean())
-        context.log.info(f"{len(frame)} flights, label rate {label_rate:.3f}, written to {target}")
-        return dg.MaterializeResult(
-            metadata={
-                "rows": len(frame),
-                "dagster/row_count": len(frame),
-                "label_rate": label_rate,
-                "window": str(window),
-                "feature_service": spec.feature_service,
-                "features": features,
-                "feature_null_share": {f: round(float(frame[f].isna().mean()), 4) for f in features},
-                "path": dg.MetadataValue.path(str(target)),
-            }
-        )
-
-    return training_set
 
 
 def _log_epoch(member: int, epoch: int, metrics: dict[str, float]) -> None:
@@ -320,6 +230,75 @@ def model_metadata(
     }
 
 
+def train_candidate(
+    spec: ModelSpec,
+    keys: ModelKeys,
+    context: dg.AssetExecutionContext,
+    config: Any,
+    platform: PlatformPathsResource,
+    mlflow_store: MLflowResource,
+) -> dg.MaterializeResult:
+    """Train (or reuse) the candidate for the configured window: an MLflow run and a registered version."""
+    import mlflow
+    import polars as pl
+
+    from platform_assets.events import file_sha256
+    from platform_assets.featurestore.lineage import raw_files_json, write_model_lineage
+    from platform_assets.ml.preprocessing import labelled
+
+    window = config.window()
+    paths = platform.paths
+    source = paths.training_set_file(window.start, window.end, keys.name("training_set"))
+    if not source.exists():
+        raise dg.Failure(
+            f"training set {source} does not exist: materialize {keys.training_set.to_user_string()} "
+            f"with start_month={window.start}, end_month={window.end} first"
+        )
+    data_hash = file_sha256(source)
+    experiment_id = mlflow_store.activate(spec.experiment)
+    client = mlflow_store.client()
+    params, recipe_source = resolve_recipe(context, config, client, spec, paths)
+    if not config.search and not config.retrain_unchanged:
+        reused = reuse_existing(context, spec, mlflow_store, params, data_hash, window)
+        if reused is not None:
+            return reused
+    frame = labelled(pl.read_parquet(source), spec.label)
+    tags = {
+        "dagster_run_id": context.run.run_id,
+        "training_window": str(window),
+        "training_data_sha256": data_hash,
+        "training_data_path": str(source),
+    }
+    started = time.perf_counter()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{keys.model.to_user_string()} {window}", tags=tags) as run:
+        params, search_facts = search_and_log(context, spec, frame, params, config, window)
+        logged = {"search": config.search, "hyperparameters_from": recipe_source} | search_facts
+        result, info = fit_and_log(spec, frame, source, params, logged)
+    version = str(info.registered_model_version)
+    # One read of the validated partitions: the lineage table and the raw_files tag.
+    lineage = raw_files_json(write_model_lineage(paths, spec.name, version, window.months, str(source)))
+    register(client, spec, version, {**tags, "mlflow_run_id": run.info.run_id}, lineage, window)
+    context.log.info(
+        f"registered {spec.name} v{version}: val AUC {result.val_metrics['auc']:.4f} on {result.device}"
+    )
+    facts = {
+        "mlflow_run_id": run.info.run_id,
+        "training_window": tags["training_window"],
+        "training_data_sha256": data_hash,
+        "raw_files": dg.MetadataValue.json(json.loads(lineage)),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "hyperparameters": dg.MetadataValue.json(params.as_mlflow_params()),
+        "hyperparameters_from": recipe_source,
+        **search_facts,
+    }
+    return dg.MaterializeResult(
+        metadata=model_metadata(
+            spec, result, version, mlflow_store.run_url(experiment_id, run.info.run_id),
+            mlflow_store.model_version_url(spec.name, version), facts,
+        )
+    )
+
+
 def build_model_asset(
     spec: ModelSpec, keys: ModelKeys, config_type: type[TrainingConfig], op_tags: dict[str, Any]
 ) -> dg.AssetsDefinition:
@@ -342,63 +321,6 @@ def build_model_asset(
         platform: PlatformPathsResource,
         mlflow_store: MLflowResource,
     ) -> dg.MaterializeResult:
-        import mlflow
-        import polars as pl
-
-        from platform_assets.events import file_sha256
-        from platform_assets.featurestore.lineage import raw_files_json, write_model_lineage
-        from platform_assets.ml.preprocessing import labelled
-
-        window = config.window()
-        paths = platform.paths
-        source = paths.training_set_file(window.start, window.end, keys.name("training_set"))
-        if not source.exists():
-            raise dg.Failure(
-                f"training set {source} does not exist: materialize {keys.training_set.to_user_string()} "
-                f"with start_month={window.start}, end_month={window.end} first"
-            )
-        data_hash = file_sha256(source)
-        experiment_id = mlflow_store.activate(spec.experiment)
-        client = mlflow_store.client()
-        params, recipe_source = resolve_recipe(context, config, client, spec, paths)
-        if not config.search and not config.retrain_unchanged:
-            reused = reuse_existing(context, spec, mlflow_store, params, data_hash, window)
-            if reused is not None:
-                return reused
-        frame = labelled(pl.read_parquet(source), spec.label)
-        tags = {
-            "dagster_run_id": context.run.run_id,
-            "training_window": str(window),
-            "training_data_sha256": data_hash,
-            "training_data_path": str(source),
-        }
-        started = time.perf_counter()
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{keys.model.to_user_string()} {window}", tags=tags) as run:
-            params, search_facts = search_and_log(context, spec, frame, params, config, window)
-            logged = {"search": config.search, "hyperparameters_from": recipe_source} | search_facts
-            result, info = fit_and_log(spec, frame, source, params, logged)
-        version = str(info.registered_model_version)
-        # One read of the validated partitions: the lineage table and the raw_files tag.
-        lineage = raw_files_json(write_model_lineage(paths, spec.name, version, window.months, str(source)))
-        register(client, spec, version, {**tags, "mlflow_run_id": run.info.run_id}, lineage, window)
-        context.log.info(
-            f"registered {spec.name} v{version}: val AUC {result.val_metrics['auc']:.4f} on {result.device}"
-        )
-        facts = {
-            "mlflow_run_id": run.info.run_id,
-            "training_window": tags["training_window"],
-            "training_data_sha256": data_hash,
-            "raw_files": dg.MetadataValue.json(json.loads(lineage)),
-            "train_seconds": round(time.perf_counter() - started, 1),
-            "hyperparameters": dg.MetadataValue.json(params.as_mlflow_params()),
-            "hyperparameters_from": recipe_source,
-            **search_facts,
-        }
-        return dg.MaterializeResult(
-            metadata=model_metadata(
-                spec, result, version, mlflow_store.run_url(experiment_id, run.info.run_id),
-                mlflow_store.model_version_url(spec.name, version), facts,
-            )
-        )
+        return train_candidate(spec, keys, context, config, platform, mlflow_store)
 
     return model

@@ -6,9 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.defs.ingestion.assets import raw_assets
-from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.validation.assets import validated_assets
-from platform_assets.lib.resources import PlatformPathsResource
+from platform_assets.lib.resources import PlatformPathsResource, RawSourceResource
 
 
 def resources(home: Path, raw_dir: Path) -> dict:

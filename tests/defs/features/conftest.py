@@ -8,11 +8,10 @@ import polars as pl
 import pytest
 
 from platform_assets.defs.ingestion.assets import raw_assets
-from platform_assets.defs.ingestion.resources import RawSourceResource
 from platform_assets.defs.validation.assets import validated_assets
 from platform_assets.defs.warehouse.assets import warehouse_models
 from platform_assets.lib.dbt import dbt_resource
-from platform_assets.lib.resources import FeastResource, PlatformPathsResource
+from platform_assets.lib.resources import FeastResource, PlatformPathsResource, RawSourceResource
 from platform_assets.paths import PlatformPaths
 from tests.conftest import write_csv
 

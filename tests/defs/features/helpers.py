@@ -3,9 +3,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.defs.features.assets import feast_registry, online_features, training_set
+from platform_assets.defs.features.assets import feast_registry, online_features
+from tests.models.conftest import DELAY, model_assets
 
-FEATURE_ASSETS = [feast_registry, online_features, training_set]
+# The delay model's training set is the features' first reader: its point-in-time join is tested here.
+FEATURE_ASSETS = [feast_registry, online_features, model_assets("delay")["training_set"]]
+NAMES = {"feast_registry": "feast_registry", "online_features": "online_features", "training_set": DELAY.training_set}
 
 
 def materialize(
@@ -13,7 +16,7 @@ def materialize(
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         FEATURE_ASSETS,
-        selection=[name],
+        selection=[NAMES[name]],
         partition_key=partition,
         resources=resources,
         run_config=run_config,
@@ -27,7 +30,7 @@ def metadata(result: dg.ExecuteInProcessResult) -> dict:
 
 
 def training_window(start: str, end: str) -> dict:
-    return {"ops": {"training_set": {"config": {"start_month": start, "end_month": end}}}}
+    return {"ops": {DELAY.op("training_set"): {"config": {"start_month": start, "end_month": end}}}}
 
 
 def sha256(path: Path) -> str:

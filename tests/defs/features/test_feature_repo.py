@@ -8,10 +8,10 @@ from pathlib import Path
 import yaml
 from feast import ValueType
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.lib.resources import FeastResource, PlatformPathsResource
 from platform_assets.paths import PlatformPaths
 from platform_assets.settings import FEATURE_REPO_DIR
+from tests.models.conftest import MODEL
 
 from .helpers import materialize, metadata, sha256
 

@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 from feast import FeatureStore
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.featurestore.table_contracts import FeatureTableError
 from platform_assets.lib.resources import PlatformPathsResource
 from platform_assets.paths import PlatformPaths
+from tests.models.conftest import DELAY, MODEL
 
 from .helpers import materialize, metadata, sha256, training_window
 
@@ -118,6 +118,7 @@ def break_table(path: Path, fault: str, column: str) -> None:
 def test_bad_feature_table_fails_before_anything_is_written_online(
     feast_home: Path, feast_resources: dict, table: str, fault: str, column: str
 ) -> None:
+
     materialize("feast_registry", feast_resources)
     materialize("online_features", feast_resources, "2013-01")
     online_db = PlatformPaths(feast_home).feast_dir / "online_store.db"
@@ -136,7 +137,7 @@ def test_bad_feature_table_fails_the_training_set_without_writing_it(feast_home:
     break_table(path, "drop", "route_delay_rate_28d")
     with pytest.raises(FeatureTableError, match=rf"{path}: column 'route_delay_rate_28d' is missing"):
         materialize("training_set", feast_resources, run_config=training_window("2013-01", "2013-01"))
-    assert not PlatformPaths(feast_home).training_set_file("2013-01", "2013-01").exists()
+    assert not PlatformPaths(feast_home).training_set_file("2013-01", "2013-01", DELAY.name("training_set")).exists()
 
 
 def test_online_features_refuses_a_mismatched_platform_home(feast_resources: dict, tmp_path: Path) -> None:

@@ -23,4 +23,5 @@ def sensor_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[P
         f"      working_directory: {Path(__file__).resolve().parents[3]}\n"
     )
     monkeypatch.setenv("RETRAIN_MARKER_DIR", str(markers))  # processes started from the test inherit it
+    monkeypatch.setenv("PLATFORM_SENSOR_INTERVAL_SECONDS", "1")
     return home, workspace, markers

@@ -1,7 +1,9 @@
-"""A code location for the daemon test: the real drift sensor and policy, light stand-ins for the rest.
+"""A code location for the daemon test: a model's real drift sensor and policy, light stand-ins for
+the rest, under the model's key prefix (`delay`).
 
-`drift_report` materializes the metadata a real report carries; `training_set`/`delay_model` take the
-same run config as the real retraining job and write down the window they were given.
+`delay/drift_report` materializes the metadata a real report carries; `delay/training_set` and
+`delay/model` take the same run config as the real retraining job and write down the window they
+were given.
 """
 
 import json
@@ -11,9 +13,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.defs.monitoring.sensors import build_drift_retrain_sensor
+from platform_assets.lib.models.keys import ModelKeys
+from platform_assets.lib.models.sensor import build_drift_retrain_sensor
 from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.ml.policy import RetrainPolicy
+
+KEYS = ModelKeys("delay")
 
 
 class ReportMetadata(dg.Config):
@@ -23,7 +28,7 @@ class ReportMetadata(dg.Config):
     )
 
 
-@dg.asset(partitions_def=monthly_partitions)
+@dg.asset(key=KEYS.drift_report, partitions_def=monthly_partitions)
 def drift_report(config: ReportMetadata) -> dg.MaterializeResult:
     """Stand-in drift report with the real report's decision metadata."""
     return dg.MaterializeResult(
@@ -36,7 +41,7 @@ class Window(dg.Config):
     end_month: str = Field(description="last month")
 
 
-@dg.asset
+@dg.asset(key=KEYS.training_set)
 def training_set(config: Window) -> None:
     """Records the window the retraining run was given."""
     out = Path(os.environ["RETRAIN_MARKER_DIR"]) / f"{config.start_month}_{config.end_month}.json"
@@ -47,8 +52,8 @@ class Training(Window):
     hyperparameters: str = Field(default="config", description="'config' or 'champion'")
 
 
-@dg.asset(deps=[training_set])
-def delay_model(config: Training) -> None:
+@dg.asset(key=KEYS.model, deps=[training_set])
+def model(config: Training) -> None:
     """Stand-in for training: same config interface as the real asset."""
 
 
@@ -56,17 +61,17 @@ class Gate(dg.Config):
     min_auc_gain: float = Field(default=0.0, description="the gate's margin")
 
 
-@dg.asset(deps=[delay_model])
-def model_evaluation(config: Gate) -> None:
+@dg.asset(key=KEYS.evaluation, deps=[model])
+def evaluation(config: Gate) -> None:
     """Stand-in for the gate: same config interface as the real asset."""
 
 
-retrain = dg.define_asset_job("train_and_promote", selection=[training_set, delay_model, model_evaluation])
+retrain = dg.define_asset_job(KEYS.train_job, selection=[training_set, model, evaluation])
+# The drifted share as a trigger too, as a team may set it: these reports carry only a share.
+POLICY = RetrainPolicy(drift_share_threshold=0.75)
 
 defs = dg.Definitions(
-    assets=[drift_report, training_set, delay_model, model_evaluation],
+    assets=[drift_report, training_set, model, evaluation],
     jobs=[retrain],
-    sensors=[build_drift_retrain_sensor(retrain, minimum_interval_seconds=1)],
-    # The drifted share as a trigger too, as a team may set it: these reports carry only a share.
-    resources={"retrain_policy": RetrainPolicy(drift_share_threshold=0.75)},
+    sensors=[build_drift_retrain_sensor(KEYS, POLICY, KEYS.train_job, dg.DefaultSensorStatus.RUNNING)],
 )

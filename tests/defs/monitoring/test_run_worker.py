@@ -1,4 +1,4 @@
-"""The replay's background lane: runs queued for a second process (core.launch.RunWorker) execute
+"""The replay's background lane: runs queued for a second process (replay.launch.RunWorker) execute
 there, in the order queued, and land in the instance like the runs executed in-process."""
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from platform_assets.replay.launch import in_process_instance, workspace_launche
 
 def window(start: str, end: str) -> dict:
     span = {"start_month": start, "end_month": end}
-    return {"ops": {"training_set": {"config": span}, "delay_model": {"config": span}}}
+    return {"ops": {"delay__training_set": {"config": span}, "delay__model": {"config": span}}}
 
 
 def test_handed_runs_execute_in_the_worker_in_order_beside_in_process_runs(sensor_workspace, tmp_path: Path) -> None:
     home, workspace_file, markers = sensor_workspace
     log = tmp_path / "worker.log"
     with in_process_instance(home) as instance, workspace_launcher(instance, workspace_file, worker_log=log) as launcher:
-        first = launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
-        second = launcher.start("train_and_promote", run_config=window("2013-02", "2013-05"))
-        here = launcher.launch("train_and_promote", run_config=window("2013-03", "2013-06"))  # meanwhile
+        first = launcher.start("delay_train_and_promote", run_config=window("2013-01", "2013-04"))
+        second = launcher.start("delay_train_and_promote", run_config=window("2013-02", "2013-05"))
+        here = launcher.launch("delay_train_and_promote", run_config=window("2013-03", "2013-06"))  # meanwhile
         done = [launcher.finish(second), launcher.finish(first)]  # either order of waiting works
         worker_pid = launcher.worker.process.pid
     assert here.status == dg.DagsterRunStatus.SUCCESS
@@ -53,7 +53,7 @@ def test_a_run_the_worker_never_launched_is_canceled_not_left_queued(sensor_work
             launcher.worker.process.kill()  # the worker dies before it gets to the run
             launcher.worker.process.wait()
             with pytest.raises(BrokenPipeError):
-                launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
+                launcher.start("delay_train_and_promote", run_config=window("2013-01", "2013-04"))
             [run] = instance.get_runs()
         run = instance.get_run_by_id(run.run_id)
         assert run.status == dg.DagsterRunStatus.CANCELED  # queued, never launched: not left "Queued"
@@ -66,10 +66,10 @@ def test_a_replay_that_stops_early_cancels_its_queued_runs_and_waits_only_for_th
     with in_process_instance(home) as instance:
         with pytest.raises(RuntimeError, match="a month failed"):
             with workspace_launcher(instance, workspace_file, worker_log=tmp_path / "worker.log") as launcher:
-                first = launcher.start("train_and_promote", run_config=window("2013-01", "2013-04"))
+                first = launcher.start("delay_train_and_promote", run_config=window("2013-01", "2013-04"))
                 assert launcher.finish(first).status == dg.DagsterRunStatus.SUCCESS
-                second = launcher.start("train_and_promote", run_config=window("2013-02", "2013-05"))
-                third = launcher.start("train_and_promote", run_config=window("2013-03", "2013-06"))
+                second = launcher.start("delay_train_and_promote", run_config=window("2013-02", "2013-05"))
+                third = launcher.start("delay_train_and_promote", run_config=window("2013-03", "2013-06"))
                 raise RuntimeError("a month failed")  # as `make run` stops on a failed run
         statuses = {run_id: instance.get_run_by_id(run_id).status for run_id in (second, third)}
     # The second may have been in the worker's hands already; the third was still queued.

@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import TickStatus
 
-from platform_assets.defs.monitoring.resources import RetrainPolicy
-from platform_assets.defs.monitoring.sensors import evaluate_drift_reports
+from platform_assets.lib.models.sensor import evaluate_drift_reports
+from platform_assets.ml.policy import RetrainPolicy
 from platform_assets.replay.launch import in_process_instance, workspace_launcher
 
 from . import sensor_defs
@@ -21,18 +21,19 @@ def report(instance: dg.DagsterInstance, month: str, drift_share: float, auc_dro
     """A drift report; auc_drop is the champion's held-out AUC minus the top of the month's interval."""
     dg.materialize(
         [sensor_defs.drift_report], instance=instance, partition_key=month,
-        run_config={"ops": {"drift_report": {"config": {"drift_share": drift_share, "auc_drop_significant": auc_drop}}}},
+        run_config={"ops": {KEYS.op("drift_report"): {"config": {"drift_share": drift_share, "auc_drop_significant": auc_drop}}}},
     )
 
 
 # The drifted share as a second trigger, as a team may set it (by default only the AUC rule acts).
-SHARE_POLICY = RetrainPolicy(drift_share_threshold=0.75)
+SHARE_POLICY = sensor_defs.POLICY
+KEYS = sensor_defs.KEYS
 
 
 def evaluate(instance: dg.DagsterInstance, cursor: str | None, policy: RetrainPolicy | None = None):
     policy = policy or SHARE_POLICY
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"retrain_policy": policy})
-    return evaluate_drift_reports(context, policy)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    return evaluate_drift_reports(context, KEYS, policy)
 
 
 def test_drifted_month_requests_one_retrain_on_the_trailing_window() -> None:
@@ -42,9 +43,11 @@ def test_drifted_month_requests_one_retrain_on_the_trailing_window() -> None:
         [request] = result.run_requests
         assert request.run_key.startswith("drift-retrain-2013-07-")
         window = {"start_month": "2013-03", "end_month": "2013-06"}
-        assert request.run_config["ops"]["training_set"]["config"] == window
-        assert request.run_config["ops"]["delay_model"]["config"] == {**window, "hyperparameters": "champion"}
+        assert request.run_config["ops"]["delay__training_set"]["config"] == window
+        assert request.run_config["ops"]["delay__model"]["config"] == {**window, "hyperparameters": "champion"}
+        assert request.run_config["ops"]["delay__evaluation"]["config"] == {"min_auc_gain": 0.0}
         assert request.tags["platform/drift_report_month"] == "2013-07"
+        assert request.tags["platform/model"] == "delay"
 
 
 def test_stable_month_is_skipped_with_the_reason() -> None:
@@ -104,7 +107,7 @@ def test_a_report_is_read_once_and_the_cursor_moves_past_it() -> None:
 
 
 def _runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    return instance.get_runs(filters=dg.RunsFilter(job_name="train_and_promote"))
+    return instance.get_runs(filters=dg.RunsFilter(job_name=KEYS.train_job))
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -114,6 +117,17 @@ def _wait(predicate, timeout: float, what: str) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _wait_for_ticks(instance: dg.DagsterInstance, tick, after: dg.DagsterRun, count: int) -> None:
+    """Wait on the sensor's own ticks: `count` evaluations that started after `after` ended."""
+    ended = instance.get_run_stats(after.run_id).end_time
+
+    def ticked() -> bool:
+        ticks = instance.get_ticks(tick.instigator_origin_id, tick.selector_id, limit=20)
+        return sum(t.timestamp > ended and t.status != TickStatus.STARTED for t in ticks) >= count
+
+    _wait(ticked, 120, f"{count} sensor ticks after run {after.run_id[:8]}")
 
 
 def _daemon(home: Path, workspace: Path, env: dict) -> subprocess.Popen:
@@ -136,32 +150,33 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
     sensor_workspace: tuple[Path, Path, Path],
 ) -> None:
     home, workspace, markers = sensor_workspace
-    env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers)}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "RETRAIN_MARKER_DIR": str(markers), "PLATFORM_SENSOR_INTERVAL_SECONDS": "1"}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         # What the replay (make run) does: one sensor-daemon iteration through the workspace, whose
         # run executes in the test's process.
         report(instance, "2013-06", drift_share=0.8)
         with in_process_instance(home) as replay, workspace_launcher(replay, workspace) as launcher:
-            tick, [launched] = launcher.tick_sensor("drift_retrain_sensor")
+            tick, [launched] = launcher.tick_sensor(KEYS.sensor)
         assert tick.status == TickStatus.SUCCESS and tick.run_ids == [launched.run_id]
         assert launched.status == dg.DagsterRunStatus.SUCCESS
         # Placed in the UI like a daemon's run: the code location's origin and the sensor's tags.
         assert launched.remote_job_origin.location_name == "sensor_defs.py"
         placed = instance.get_runs(filters=dg.RunsFilter(tags={".dagster/repository": "__repository__@sensor_defs.py"}))
         assert [r.run_id for r in placed] == [launched.run_id]
-        assert launched.tags["dagster/sensor_name"] == "drift_retrain_sensor"
+        assert launched.tags["dagster/sensor_name"] == KEYS.sensor
         assert launched.tags["dagster/run_key"].startswith("drift-retrain-2013-06-")
         report(instance, "2013-07", drift_share=0.8)
         daemon = _daemon(home, workspace, env)
         try:
             _wait(lambda: len(_runs(instance)) == 2 and _runs(instance)[0].is_finished, 240, "the retrain run to finish")
-            time.sleep(5)  # a few more ticks: 2013-06 is behind the stored cursor, nothing relaunches
+            # Two more ticks after that run: 2013-06 is behind the stored cursor, nothing relaunches.
+            _wait_for_ticks(instance, tick, after=_runs(instance)[0], count=2)
         finally:
             _stop(daemon)
         run, first = _runs(instance)  # newest first
         assert first.run_id == launched.run_id
         assert run.status == dg.DagsterRunStatus.SUCCESS
-        assert run.tags["dagster/sensor_name"] == "drift_retrain_sensor"
+        assert run.tags["dagster/sensor_name"] == KEYS.sensor
         assert (markers / "2013-03_2013-06.json").exists()
 
         # A restarted daemon resumes from the stored cursor: the same report never retrains twice,
@@ -171,7 +186,7 @@ def test_daemon_launches_one_retrain_per_report_across_a_restart(
         daemon = _daemon(home, workspace, env)
         try:
             _wait(lambda: len(_runs(instance)) == 3 and all(r.is_finished for r in _runs(instance)), 240, "the second retrain")
-            time.sleep(5)  # a few more ticks: nothing new may launch
+            _wait_for_ticks(instance, tick, after=_runs(instance)[0], count=2)  # nothing new may launch
         finally:
             _stop(daemon)
         runs = _runs(instance)
