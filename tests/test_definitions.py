@@ -208,3 +208,26 @@ def test_the_definitions_load_in_the_cluster_configuration(tmp_path) -> None:
         "dbt_target": "k8s",
     }
     assert not (tmp_path / "volume").exists(), "loading the definitions wrote to PLATFORM_HOME"
+
+
+def test_dg_lists_and_checks_both_declared_models() -> None:
+    """`dg list defs` and `dg check defs`, a newcomer's first tools, on this project."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from platform_assets.settings import REPO_ROOT
+
+    dg_cli = str(Path(sys.executable).parent / "dg")
+    listed = subprocess.run([dg_cli, "list", "defs", "--json"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    found = json.loads(listed.stdout)
+    sensors = {s["name"]: s.get("source", "") for s in found["sensors"]}
+    for prefix in ("delay", "cancellation"):
+        # Each model's definitions point at its declaration, the one file that makes them.
+        assert sensors[f"{prefix}_drift_retrain_sensor"].startswith(f"platform_assets/defs/models/{prefix}/defs.yaml")
+        assert {f"{prefix}/{a}" for a in MODEL_ASSETS} <= {a["asset_key"] for a in found["assets"]}
+    checked = subprocess.run([dg_cli, "check", "defs"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    assert "All definitions loaded successfully." in checked.stdout + checked.stderr
