@@ -70,7 +70,7 @@ def request_flights(events) -> list:
 def lookup_before(store, service, features: list[str], join_keys: list[str], flights: list) -> dict:
     """The server's lookup before issue 15.4: get_online_features for the request, then its
     response protos read value by value; the flight facts and missing lists as the server builds them."""
-    from platform_assets.featurestore.feast import python_value
+    from platform_assets.featurestore.online import python_value
     from platform_assets.serving.features import FLIGHT_FACTS, NO_TAILNUM
 
     facts = [{name: getattr(f, name) for name in FLIGHT_FACTS} for f in flights]
@@ -132,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import polars as pl
 
     from platform_assets.delay_model.spec import MODEL
-    from platform_assets.featurestore.feast import service_features
     from platform_assets.featurestore.repo import apply_repo
+    from platform_assets.featurestore.services import service_features
     from platform_assets.featurestore.table_contracts import (
         check_table,
         entities_in_window,

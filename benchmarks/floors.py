@@ -281,12 +281,9 @@ def training_set(home: Path, months: list[str], repeat: int) -> tuple[list[Row],
 
     from platform_assets.delay_model.spec import MODEL
     from platform_assets.events import FLIGHT_COLUMNS
-    from platform_assets.featurestore.feast import (
-        historical_features,
-        service_features,
-        service_views,
-    )
+    from platform_assets.featurestore.historical import historical_features
     from platform_assets.featurestore.repo import apply_repo
+    from platform_assets.featurestore.services import service_features, service_views
     from platform_assets.lib.resources import FeastResource
     from platform_assets.paths import PlatformPaths
 
@@ -359,10 +356,10 @@ def training_set(home: Path, months: list[str], repeat: int) -> tuple[list[Row],
 
 def training_epoch(frame: pl.DataFrame, repeat: int) -> Row:
     import torch
-    from platform_assets.core.tabular import training as tabular
     from torch import nn
 
     from platform_assets.delay_model.spec import MODEL
+    from platform_assets.ml import training as tabular
     from platform_assets.ml.params import TrainParams
 
     params = replace(TrainParams(), device="cpu", max_epochs=2, min_epochs=1, patience=10)

@@ -104,7 +104,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from platform_assets.delay_model.spec import MODEL
-    from platform_assets.featurestore.feast import historical_features
+    from platform_assets.featurestore.historical import historical_features
     from platform_assets.paths import PlatformPaths
     from platform_assets.serving.traffic import FeatureClock, _instance, month_flights
     from tests.serving.conftest import free_port

@@ -4,7 +4,7 @@
 
 Both sides train the same network (`TabularNet`) from the same seed on the same device-resident
 tensors with the same batch size (and bf16 autocast on CUDA). The platform side is
-`platform_assets.ml.training.train_tensors` as the training asset runs it: all
+`platform_assets.ml.loop.train_tensors` as the training asset runs it: all
 `--ensemble-size` members stacked into one network, validation pass, early-stopping bookkeeping and
 per-epoch MLflow logging included. The bare side trains one network: shuffle, forward, backward,
 step, nothing else; the ensemble's floor is that loop run once per member. The MLflow share is the
@@ -31,10 +31,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_assets.ml.metrics import rank_auc
-from platform_assets.ml.params import TrainParams
-from platform_assets.ml.training import (
-    TabularNet,
+from platform_assets.ml.loop import (
     Tensors,
     _autocast,
     configure_threads,
@@ -44,6 +41,9 @@ from platform_assets.ml.training import (
     seed_everything,
     train_tensors,
 )
+from platform_assets.ml.metrics import rank_auc
+from platform_assets.ml.network import TabularNet
+from platform_assets.ml.params import TrainParams
 
 NUMERIC = (
     "distance",

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from platform_assets.featurestore.services import service_views, timestamp_column
 from platform_assets.paths import PlatformPaths
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ def feature_timestamps(store: FeatureStore, service: str, entities: pl.DataFrame
     `historical_features(..., feature_timestamps=True)` returns these from its own DuckDB join; this
     serves the stores where Feast joins, which does not return them."""
     import polars as pl
-
-    from platform_assets.featurestore.feast import service_views, timestamp_column
 
     rows = entities.select("event_timestamp", pl.int_range(pl.len()).alias("__row"))
     out = []

@@ -54,11 +54,11 @@ def workers_for(fits: int) -> int:
 def fit_key(frame: pl.DataFrame, params: TrainParams, columns: Columns) -> str:
     """The fit cache's key: what decides a fit's result (same key, same weights)."""
     import dataclasses
+    import importlib
 
     import torch
 
-    from platform_assets.core.tabular import params as params_module
-    from platform_assets.core.tabular import preprocessing, training
+    from platform_assets.ml import training
 
     digest = hashlib.sha256()
     buffer = io.BytesIO()
@@ -71,8 +71,8 @@ def fit_key(frame: pl.DataFrame, params: TrainParams, columns: Columns) -> str:
         "threads": training.training_threads(),
     }
     digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
-    for module in (training, preprocessing, params_module):  # the training code itself
-        digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
+    for name in training.TRAINING_MODULES:  # the training code itself
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())  # type: ignore[arg-type]
     return digest.hexdigest()
 
 

@@ -183,7 +183,8 @@ def skew(
     import numpy as np
     import pandas as pd
 
-    from platform_assets.featurestore.feast import historical_features, service_features
+    from platform_assets.featurestore.historical import historical_features
+    from platform_assets.featurestore.services import service_features
 
     served = served_features(log)
     features = [f for f in service_features(store, service) if f in served.columns]

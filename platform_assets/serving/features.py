@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.featurestore.feast import OnlineReader
+from platform_assets.featurestore.online import OnlineReader
 from platform_assets.paths import PlatformPaths
 from platform_assets.serving.instances import Flight
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -139,9 +139,15 @@ def parse_body(
     return flights
 
 
+# Records a broken rule: (field, rule, detail); the field is named within its instance.
+_Broken = Callable[[str, str, str], None]
+
+
 def _parse_instance(
     at: str, instance: Any, origins: Collection[str], airports: Collection[str]
 ) -> tuple[Flight | None, list[tuple[str, str, str]]]:
+    """The instance's flight, or None and every broken rule, checked in stages: types first, then
+    the values (codes, date and times), then the derived fields given beside them."""
     if not isinstance(instance, Mapping):
         return None, [(at, "JSON object", f"got {type(instance).__name__}")]
     problems: list[tuple[str, str, str]] = []
@@ -149,6 +155,26 @@ def _parse_instance(
     def broken(field: str, rule: str, detail: str) -> None:
         problems.append((f"{at}.{field}", rule, detail))
 
+    _check_fields(instance, broken)
+    if problems:
+        return None, problems
+    _check_codes(instance, origins, airports, broken)
+    local_date = _local_date(instance, broken)
+    if local_date is None:
+        return None, problems
+    for field in ("sched_dep_time", "sched_arr_time"):
+        if not _hhmm(instance[field]):
+            broken(field, "HHMM time of day (0000-2359)", f"got {instance[field]}")
+    if problems:
+        return None, problems
+    scheduled_hour = _scheduled_hour(instance, local_date, broken)
+    if problems:
+        return None, problems
+    return _flight(instance, local_date, scheduled_hour), []
+
+
+def _check_fields(instance: Mapping[str, Any], broken: _Broken) -> None:
+    """Required fields present, no field known only after departure, and every field's type."""
     for field in REQUIRED:
         if instance.get(field) is None:
             broken(field, "required field", "missing or null")
@@ -171,9 +197,12 @@ def _parse_instance(
         not isinstance(distance, int | float) or isinstance(distance, bool) or not distance > 0
     ):
         broken("distance", "positive number (miles)", f"got {distance!r:.40}")
-    if problems:
-        return None, problems
 
+
+def _check_codes(
+    instance: Mapping[str, Any], origins: Collection[str], airports: Collection[str], broken: _Broken
+) -> None:
+    """The carrier an airline code, the origin one of the served airports, the destination known."""
     carrier, origin, dest = instance["carrier"], instance["origin"], instance["dest"]
     if not (len(carrier) == 2 and carrier.isalnum() and carrier == carrier.upper()):
         broken("carrier", "two-character airline code", f"got {carrier!r:.40}")
@@ -181,16 +210,20 @@ def _parse_instance(
         broken("origin", f"known origin airport ({', '.join(sorted(origins))})", f"got {origin!r:.40}")
     if dest not in airports:
         broken("dest", "known airport FAA code", f"got {dest!r:.40}")
+
+
+def _local_date(instance: Mapping[str, Any], broken: _Broken) -> date | None:
+    """The flight's date in New York, None if year, month and day make no date."""
     try:
-        local_date = date(instance["year"], instance["month"], instance["day"])
+        return date(instance["year"], instance["month"], instance["day"])
     except ValueError as exc:
         broken("day", "valid calendar date (year, month, day)", str(exc))
-        return None, problems
-    for field in ("sched_dep_time", "sched_arr_time"):
-        if not _hhmm(instance[field]):
-            broken(field, "HHMM time of day (0000-2359)", f"got {instance[field]}")
-    if problems:
-        return None, problems
+        return None
+
+
+def _scheduled_hour(instance: Mapping[str, Any], local_date: date, broken: _Broken) -> datetime:
+    """The scheduled departure's hour in UTC, checked against the hour, minute and time_hour given
+    beside sched_dep_time."""
     hour, minute = divmod(instance["sched_dep_time"], 100)
     if instance.get("hour") is not None and instance["hour"] != hour:
         broken("hour", "hour = sched_dep_time // 100", f"got {instance['hour']}, expected {hour}")
@@ -210,26 +243,28 @@ def _parse_instance(
             )
         else:
             scheduled_hour = given
-    if problems:
-        return None, problems
+    return scheduled_hour
+
+
+def _flight(instance: Mapping[str, Any], local_date: date, scheduled_hour: datetime) -> Flight:
+    """The flight of a valid instance."""
+    carrier, origin = instance["carrier"], instance["origin"]
+    hour, minute = divmod(instance["sched_dep_time"], 100)
     flight_id = (
         f"{local_date.year:04d}-{local_date.month:02d}-{local_date.day:02d}-{carrier}-"
         f"{instance['flight']}-{origin}-{instance['sched_dep_time']:04d}"
     )
-    return (
-        Flight(
-            flight_id=flight_id,
-            flight_date=local_date.isoformat(),
-            # As stg_flights: time_hour (the scheduled hour in UTC) plus the minute.
-            event_timestamp=scheduled_hour + timedelta(minutes=minute),
-            origin=origin,
-            dest=dest,
-            carrier=carrier,
-            tailnum=tailnum or None,
-            distance=float(distance),
-            sched_dep_hour=hour,
-            sched_dep_dow=local_date.isoweekday(),
-            instance=dict(instance),
-        ),
-        [],
+    return Flight(
+        flight_id=flight_id,
+        flight_date=local_date.isoformat(),
+        # As stg_flights: time_hour (the scheduled hour in UTC) plus the minute.
+        event_timestamp=scheduled_hour + timedelta(minutes=minute),
+        origin=origin,
+        dest=instance["dest"],
+        carrier=carrier,
+        tailnum=instance.get("tailnum") or None,
+        distance=float(instance["distance"]),
+        sched_dep_hour=hour,
+        sched_dep_dow=local_date.isoweekday(),
+        instance=dict(instance),
     )

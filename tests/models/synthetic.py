@@ -13,7 +13,7 @@ import polars as pl
 
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import flight_events
-from platform_assets.featurestore.feast import historical_features
+from platform_assets.featurestore.historical import historical_features
 
 LABEL = MODEL.label
 from platform_assets.paths import PlatformPaths, write_parquet_atomic

@@ -15,7 +15,7 @@ import pytest
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
 from feast.types import Array, Bool, Bytes, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
-from platform_assets.featurestore.feast import OnlineReader
+from platform_assets.featurestore.online import OnlineReader
 from tests.models.feast_store import local_repo_config
 
 SERVICE = "reader_test"

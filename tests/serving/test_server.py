@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from platform_assets.delay_model.registry import predict_version
 from platform_assets.delay_model.spec import MODEL
-from platform_assets.featurestore.feast import historical_features
+from platform_assets.featurestore.historical import historical_features
 from platform_assets.ml.registry import CHAMPION
 from platform_assets.serving.evaluation import day_outcomes, served_features
 from platform_assets.serving.request_log import read_all

@@ -50,9 +50,6 @@ class SearchJobConfig(dg.Config):
 def build_search_job(
     spec: ModelSpec, *, training_set: str, name: str, op_tags: Mapping[str, Any] | None = None
 ) -> dg.JobDefinition:
-    def _budget(plan: Mapping[str, Any]) -> SearchBudget:
-        return SearchBudget(trials=plan["total_trials"], trial_ensemble_size=plan["trial_members"])
-
     @dg.op(out=dg.DynamicOut(dict), tags={"kind": "optuna"})
     def plan_search(
         context: dg.OpExecutionContext,
@@ -61,85 +58,19 @@ def build_search_job(
         mlflow_store: MLflowResource,
     ) -> Iterator[dg.DynamicOutput[dict]]:
         """Create the study and the MLflow parent run; one output per worker, with its trial share."""
-        import mlflow
-
-        from platform_assets.ml.search import create_study
-
-        source = platform.paths.training_set_file(config.start_month, config.end_month, training_set)
-        if not source.exists():
-            raise dg.Failure(
-                f"training set {source} does not exist: materialize {training_set} for "
-                f"{config.start_month}..{config.end_month} first"
-            )
-        study = config.study_name or f"{spec.name}-{config.start_month}..{config.end_month}-{context.run.run_id[:8]}"
-        storage = study_storage(platform.paths)
-        common = {
-            "study": study, "storage": storage, "training_set": str(source), "seed": config.seed,
-            "total_trials": config.trials, "trial_members": config.trial_members,
-        }
-        created = create_study(study, config.seed, _budget(common), storage=storage)
-        created.enqueue_trial(SearchSpace().values_of(DEFAULT_PARAMS))
-        experiment_id = mlflow_store.activate(spec.experiment)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"search {study}") as run:
-            mlflow.log_params(
-                {"study": study, "trials": config.trials, "workers": config.workers, "seed": config.seed}
-                | SearchSpace().as_mlflow_params()
-            )
-        shares = [config.trials // config.workers + (k < config.trials % config.workers) for k in range(config.workers)]
-        for worker, share in enumerate(shares):
-            if share:
-                yield dg.DynamicOutput(
-                    {**common, "worker": worker, "trials": share, "parent_run_id": run.info.run_id},
-                    mapping_key=f"worker_{worker}",
-                )
+        yield from _plan_search(spec, training_set, context, config, platform, mlflow_store)
 
     @dg.op(tags={"kind": "pytorch", **(op_tags or {})})
     def search_worker(context: dg.OpExecutionContext, mlflow_store: MLflowResource, plan: dict) -> dict:
         """Run this worker's share of trials against the shared study (trials: MLflow child runs)."""
-        import mlflow
-        import polars as pl
-
-        from platform_assets.ml.preprocessing import labelled
-        from platform_assets.ml.search import create_study, optimize
-
-        frame = labelled(pl.read_parquet(plan["training_set"]), spec.label)
-        study = create_study(plan["study"], plan["seed"] + plan["worker"], _budget(plan), storage=plan["storage"])
-        mlflow_store.activate(spec.experiment)
-        with mlflow.start_run(run_id=plan["parent_run_id"]):
-            optimize(study, frame, spec.columns, DEFAULT_PARAMS, SearchSpace(), _budget(plan), plan["trials"])
-        context.log.info(f"worker {plan['worker']}: {plan['trials']} trials of {plan['study']} done")
-        return plan
+        return _search_worker(spec, context, mlflow_store, plan)
 
     @dg.op(tags={"kind": "optuna"})
     def collect_search(
         context: dg.OpExecutionContext, mlflow_store: MLflowResource, plans: list[dict]
     ) -> dg.Output[dict]:
         """The winner over every worker's trials, logged on the parent run; train it with search_study."""
-        import optuna
-
-        from platform_assets.ml.search import outcome
-
-        plan = plans[0]
-        study = optuna.load_study(study_name=plan["study"], storage=plan["storage"])
-        found = outcome(study, DEFAULT_PARAMS, SearchSpace())
-        recipe = found.best_params.as_mlflow_params()
-        client = mlflow_store.client()
-        for key, value in recipe.items():
-            client.log_param(plan["parent_run_id"], f"best_{key}", value)
-        client.log_dict(plan["parent_run_id"], {"trials": found.trials}, "search_trials.json")
-        context.log.info(f"{plan['study']}: best trial {found.best_trial} ({found.best_value:.4f}) of {len(found.trials)}")
-        return dg.Output(
-            {"study": plan["study"], **recipe},
-            metadata={
-                "study": plan["study"],
-                "trials": len(found.trials),
-                "complete": found.completed,
-                "pruned": found.pruned,
-                "best_trial": found.best_trial,
-                "best_val_log_loss": round(found.best_value, 5),
-                "train_it_with": f"delay_model config search_study: {plan['study']}",
-            },
-        )
+        return _collect_search(context, mlflow_store, plans)
 
     @dg.job(
         name=name,
@@ -151,6 +82,103 @@ def build_search_job(
         collect_search(plan_search().map(search_worker).collect())
 
     return _search_job
+
+
+def _budget(plan: Mapping[str, Any]) -> SearchBudget:
+    return SearchBudget(trials=plan["total_trials"], trial_ensemble_size=plan["trial_members"])
+
+
+def _plan_search(
+    spec: ModelSpec,
+    training_set: str,
+    context: dg.OpExecutionContext,
+    config: SearchJobConfig,
+    platform: PlatformPathsResource,
+    mlflow_store: MLflowResource,
+) -> Iterator[dg.DynamicOutput[dict]]:
+    """plan_search's body: the study (the default recipe enqueued first), the parent run, and one
+    plan per worker with a share of the trials."""
+    import mlflow
+
+    from platform_assets.ml.search import create_study
+
+    source = platform.paths.training_set_file(config.start_month, config.end_month, training_set)
+    if not source.exists():
+        raise dg.Failure(
+            f"training set {source} does not exist: materialize {training_set} for "
+            f"{config.start_month}..{config.end_month} first"
+        )
+    study = config.study_name or f"{spec.name}-{config.start_month}..{config.end_month}-{context.run.run_id[:8]}"
+    storage = study_storage(platform.paths)
+    common = {
+        "study": study, "storage": storage, "training_set": str(source), "seed": config.seed,
+        "total_trials": config.trials, "trial_members": config.trial_members,
+    }
+    created = create_study(study, config.seed, _budget(common), storage=storage)
+    created.enqueue_trial(SearchSpace().values_of(DEFAULT_PARAMS))
+    experiment_id = mlflow_store.activate(spec.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"search {study}") as run:
+        mlflow.log_params(
+            {"study": study, "trials": config.trials, "workers": config.workers, "seed": config.seed}
+            | SearchSpace().as_mlflow_params()
+        )
+    shares = [config.trials // config.workers + (k < config.trials % config.workers) for k in range(config.workers)]
+    for worker, share in enumerate(shares):
+        if share:
+            yield dg.DynamicOutput(
+                {**common, "worker": worker, "trials": share, "parent_run_id": run.info.run_id},
+                mapping_key=f"worker_{worker}",
+            )
+
+
+def _search_worker(
+    spec: ModelSpec, context: dg.OpExecutionContext, mlflow_store: MLflowResource, plan: dict
+) -> dict:
+    """search_worker's body: this worker's trials, under the parent run."""
+    import mlflow
+    import polars as pl
+
+    from platform_assets.ml.preprocessing import labelled
+    from platform_assets.ml.search import create_study, optimize
+
+    frame = labelled(pl.read_parquet(plan["training_set"]), spec.label)
+    study = create_study(plan["study"], plan["seed"] + plan["worker"], _budget(plan), storage=plan["storage"])
+    mlflow_store.activate(spec.experiment)
+    with mlflow.start_run(run_id=plan["parent_run_id"]):
+        optimize(study, frame, spec.columns, DEFAULT_PARAMS, SearchSpace(), _budget(plan), plan["trials"])
+    context.log.info(f"worker {plan['worker']}: {plan['trials']} trials of {plan['study']} done")
+    return plan
+
+
+def _collect_search(
+    context: dg.OpExecutionContext, mlflow_store: MLflowResource, plans: list[dict]
+) -> dg.Output[dict]:
+    """collect_search's body: the study's winner as the op's output, its recipe on the parent run."""
+    import optuna
+
+    from platform_assets.ml.search import outcome
+
+    plan = plans[0]
+    study = optuna.load_study(study_name=plan["study"], storage=plan["storage"])
+    found = outcome(study, DEFAULT_PARAMS, SearchSpace())
+    recipe = found.best_params.as_mlflow_params()
+    client = mlflow_store.client()
+    for key, value in recipe.items():
+        client.log_param(plan["parent_run_id"], f"best_{key}", value)
+    client.log_dict(plan["parent_run_id"], {"trials": found.trials}, "search_trials.json")
+    context.log.info(f"{plan['study']}: best trial {found.best_trial} ({found.best_value:.4f}) of {len(found.trials)}")
+    return dg.Output(
+        {"study": plan["study"], **recipe},
+        metadata={
+            "study": plan["study"],
+            "trials": len(found.trials),
+            "complete": found.completed,
+            "pruned": found.pruned,
+            "best_trial": found.best_trial,
+            "best_val_log_loss": round(found.best_value, 5),
+            "train_it_with": f"delay_model config search_study: {plan['study']}",
+        },
+    )
 
 
 def study_recipe(paths: PlatformPaths, study_name: str, base: TrainParams) -> TrainParams:

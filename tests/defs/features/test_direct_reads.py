@@ -14,12 +14,9 @@ from feast import FeatureStore
 
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import FLIGHT_COLUMNS
-from platform_assets.featurestore.feast import (
-    OnlineReader,
-    _asof_join,
-    historical_features,
-    service_views,
-)
+from platform_assets.featurestore.historical import _asof_join, historical_features
+from platform_assets.featurestore.online import OnlineReader
+from platform_assets.featurestore.services import service_views
 from platform_assets.paths import PlatformPaths
 from platform_assets.serving.features import FLIGHT_FACTS, NO_TAILNUM, OnlineFeatures
 from platform_assets.serving.instances import Flight

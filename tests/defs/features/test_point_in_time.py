@@ -11,7 +11,8 @@ import pytest
 
 from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import FLIGHT_COLUMNS as ENTITY_COLUMNS
-from platform_assets.featurestore.feast import historical_features, service_features
+from platform_assets.featurestore.historical import historical_features
+from platform_assets.featurestore.services import service_features
 from platform_assets.lib.resources import FeastResource, PlatformPathsResource
 from platform_assets.paths import PlatformPaths
 
