@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import flight_events
 from platform_assets.featurestore.historical import historical_features
+from platform_assets.ml.declaration import declared
 
+MODEL = declared("delay").spec
 LABEL = MODEL.label
 from platform_assets.paths import PlatformPaths, write_parquet_atomic
 
@@ -181,14 +182,14 @@ def label_world(home: Path, store: object, feature_service: str, seed: int = 11)
 
 
 def write_training_set(
-    home: Path, store: object, feature_service: str, start: str, end: str
+    home: Path, store: object, feature_service: str, start: str, end: str, name: str = "delay_training_set"
 ) -> Path:
-    """What the features group's training_set asset writes: labelled flights with point-in-time features."""
+    """What a model's training_set asset writes: labelled flights with point-in-time features."""
     paths = PlatformPaths(home)
     months = [m for m in MONTHS if start <= m <= end]
     events = flight_events(paths, months, LABEL).filter(pl.col(LABEL).is_not_null())
     frame = pl.from_pandas(historical_features(store, events.to_pandas(), feature_service))
-    target = paths.training_set_file(start, end)
+    target = paths.training_set_file(start, end, name)
     write_parquet_atomic(frame, target)
     return target
 

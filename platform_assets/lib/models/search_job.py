@@ -48,9 +48,11 @@ class SearchJobConfig(dg.Config):
 
 
 def build_search_job(
-    spec: ModelSpec, *, training_set: str, name: str, op_tags: Mapping[str, Any] | None = None
+    spec: ModelSpec, *, training_set: str, name: str, op_tags: Mapping[str, Any] | None = None, op_prefix: str = ""
 ) -> dg.JobDefinition:
-    @dg.op(out=dg.DynamicOut(dict), tags={"kind": "optuna"})
+    """The search job; `op_prefix` (the model's key prefix) keeps op names unique across models."""
+
+    @dg.op(name=f"{op_prefix}plan_search", out=dg.DynamicOut(dict), tags={"kind": "optuna"})
     def plan_search(
         context: dg.OpExecutionContext,
         config: SearchJobConfig,
@@ -60,12 +62,12 @@ def build_search_job(
         """Create the study and the MLflow parent run; one output per worker, with its trial share."""
         yield from _plan_search(spec, training_set, context, config, platform, mlflow_store)
 
-    @dg.op(tags={"kind": "pytorch", **(op_tags or {})})
+    @dg.op(name=f"{op_prefix}search_worker", tags={"kind": "pytorch", **(op_tags or {})})
     def search_worker(context: dg.OpExecutionContext, mlflow_store: MLflowResource, plan: dict) -> dict:
         """Run this worker's share of trials against the shared study (trials: MLflow child runs)."""
         return _search_worker(spec, context, mlflow_store, plan)
 
-    @dg.op(tags={"kind": "optuna"})
+    @dg.op(name=f"{op_prefix}collect_search", tags={"kind": "optuna"})
     def collect_search(
         context: dg.OpExecutionContext, mlflow_store: MLflowResource, plans: list[dict]
     ) -> dg.Output[dict]:

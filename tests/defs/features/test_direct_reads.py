@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 from feast import FeatureStore
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import FLIGHT_COLUMNS
 from platform_assets.featurestore.historical import _asof_join, historical_features
 from platform_assets.featurestore.online import OnlineReader
@@ -20,6 +19,7 @@ from platform_assets.featurestore.services import service_views
 from platform_assets.paths import PlatformPaths
 from platform_assets.serving.features import FLIGHT_FACTS, NO_TAILNUM, OnlineFeatures
 from platform_assets.serving.instances import Flight
+from tests.models.conftest import MODEL
 
 from .helpers import materialize
 
@@ -217,6 +217,7 @@ def test_the_store_is_asked_for_no_tailnum_where_a_flight_has_none(
 def test_asof_join_returns_what_feasts_point_in_time_join_returns(
     feast_home: Path, feast_resources: dict
 ) -> None:
+
     materialize("feast_registry", feast_resources)
     store = feast_resources["feast"].store()
     events = pl.read_parquet(PlatformPaths(feast_home).feature_table("flight_training_events"))

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.events import FLIGHT_COLUMNS as ENTITY_COLUMNS
 from platform_assets.featurestore.historical import historical_features
 from platform_assets.featurestore.services import service_features
 from platform_assets.lib.resources import FeastResource, PlatformPathsResource
 from platform_assets.paths import PlatformPaths
+from tests.models.conftest import DELAY, MODEL
 
 from .helpers import materialize, metadata, training_window
 
@@ -184,7 +184,7 @@ def test_training_set_columns_rows_and_types(feast_home: Path, feast_resources: 
     materialize("feast_registry", feast_resources)
     meta = metadata(materialize("training_set", feast_resources, run_config=training_window("2013-02", "2013-02")))
     path = Path(meta["path"])
-    assert path == PlatformPaths(feast_home).training_set_file("2013-02", "2013-02")
+    assert path == PlatformPaths(feast_home).training_set_file("2013-02", "2013-02", DELAY.name("training_set"))
     training = pl.read_parquet(path)
     features = service_features(feast_resources["feast"].store(), MODEL.feature_service)
 
