@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -34,6 +36,21 @@ def test_assets_sit_in_their_design_group(graph, asset: str, group: str) -> None
 def test_every_asset_has_a_description(graph) -> None:
     undocumented = [k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).description]
     assert undocumented == []
+
+
+def test_every_asset_page_links_to_its_code(graph) -> None:
+    from platform_assets.settings import REPO_ROOT
+
+    def files(key: dg.AssetKey) -> set[str]:
+        references = graph.get(key).metadata["dagster/code_references"].code_references
+        return {str(Path(r.file_path).relative_to(REPO_ROOT)) for r in references}
+
+    assert files(dg.AssetKey("raw_flights")) == {"platform_assets/defs/ingestion/assets.py"}
+    # A declared model's assets: its defs.yaml, and the function that builds them.
+    assert files(dg.AssetKey(["delay", "model"])) == {
+        "platform_assets/defs/models/delay/defs.yaml", "platform_assets/lib/models/training.py"
+    }
+    assert all("dagster/code_references" in graph.get(k).metadata for k in graph.get_all_asset_keys())
 
 
 def test_raw_to_feature_tables_is_one_connected_lineage(graph) -> None:
