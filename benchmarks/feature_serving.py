@@ -9,7 +9,7 @@ Latency is the model server's whole feature lookup for a request (every view of 
 flight facts, the missing-feature lists), for 1 and --batch flights, two ways:
 - before: Feast's get_online_features for all the request's entity rows and its response protos
   read value by value (the server's lookup until issue 15.4);
-- after: `OnlineFeatures.lookup`, one store read per feature view (core.feast.OnlineReader).
+- after: `OnlineFeatures.lookup`, one store read per feature view (featurestore.online.OnlineReader).
 A third line, reader, times `OnlineReader.read` alone for the same requests (the join key columns
 built beforehand): the part of `after` that is the store read, without the server's flight facts
 and missing lists.
@@ -33,11 +33,10 @@ def build_feature_tables(home: Path, months: Sequence[str]) -> None:
     from dagster_dbt import DbtCliResource
 
     from platform_assets.defs.ingestion.assets import raw_assets
-    from platform_assets.defs.ingestion.resources import RawSourceResource
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
     from platform_assets.lib.dbt import dbt_executable, dbt_project
-    from platform_assets.lib.resources import PlatformPathsResource
+    from platform_assets.lib.resources import PlatformPathsResource, RawSourceResource
 
     resources = {
         "platform": PlatformPathsResource(home=str(home)),
@@ -131,7 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import polars as pl
 
-    from platform_assets.delay_model.spec import MODEL
     from platform_assets.featurestore.repo import apply_repo
     from platform_assets.featurestore.services import service_features
     from platform_assets.featurestore.table_contracts import (
@@ -140,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         view_contract,
     )
     from platform_assets.lib.resources import FeastResource
+    from platform_assets.ml.declaration import declared
     from platform_assets.paths import PlatformPaths
 
+    MODEL = declared("delay").spec
     paths = PlatformPaths(home)
     if not all((paths.feature_tables / f"{t}.parquet").is_file() for t in FEATURE_TABLES):
         print(f"building the feature tables for {args.months[0]}..{args.months[-1]} (a minute or two)", flush=True)

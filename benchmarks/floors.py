@@ -13,12 +13,12 @@ inputs in the same process:
 - dbt build: warehouse_models (dagster-dbt streaming `dbt build` through the platform's dbt
   resource, step time) vs the `dbt build` CLI with the same months, on the same warehouse (both
   rebuild the months, both from a partial parse of their own);
-- training set: core.feast.historical_features as the training_set asset calls it (and with
+- training set: featurestore.historical.historical_features as the delay/training_set asset calls it (and with
   Feast's own offline join, the platform's path until issue 15.3) vs a DuckDB ASOF JOIN of the
   same feature tables with the views' TTLs written here (values compared);
 - training epoch: the platform's train_tensors (one epoch of every ensemble member, validation and
   early-stopping bookkeeping included) vs a bare torch loop training the same members one epoch;
-- drift report: core.drift.run_drift_report vs the same Evidently Report built and saved directly
+- drift report: ml.drift.run_drift_report vs the same Evidently Report built and saved directly
   (and vs the bare DataDriftPreset alone, no HTML, to show what the report's contents cost).
 
 Platform steps that write content-addressed state (landing) get a fresh folder per repeat. Each
@@ -90,11 +90,10 @@ class Platform:
         import dagster as dg
 
         from platform_assets.defs.ingestion.assets import raw_assets
-        from platform_assets.defs.ingestion.resources import RawSourceResource
         from platform_assets.defs.validation.assets import validated_assets
         from platform_assets.defs.warehouse.assets import warehouse_models
         from platform_assets.lib.dbt import dbt_resource
-        from platform_assets.lib.resources import PlatformPathsResource
+        from platform_assets.lib.resources import PlatformPathsResource, RawSourceResource
 
         self.dg = dg
         self.home = home
@@ -279,14 +278,15 @@ def training_set(home: Path, months: list[str], repeat: int) -> tuple[list[Row],
     import duckdb
     import pandas as pd
 
-    from platform_assets.delay_model.spec import MODEL
     from platform_assets.events import FLIGHT_COLUMNS
     from platform_assets.featurestore.historical import historical_features
     from platform_assets.featurestore.repo import apply_repo
     from platform_assets.featurestore.services import service_features, service_views
     from platform_assets.lib.resources import FeastResource
+    from platform_assets.ml.declaration import declared
     from platform_assets.paths import PlatformPaths
 
+    MODEL = declared("delay").spec
     paths = PlatformPaths(home)
     feast = FeastResource()
     store = feast.store()
@@ -358,9 +358,11 @@ def training_epoch(frame: pl.DataFrame, repeat: int) -> Row:
     import torch
     from torch import nn
 
-    from platform_assets.delay_model.spec import MODEL
     from platform_assets.ml import training as tabular
+    from platform_assets.ml.declaration import declared
     from platform_assets.ml.params import TrainParams
+
+    MODEL = declared("delay").spec
 
     params = replace(TrainParams(), device="cpu", max_epochs=2, min_epochs=1, patience=10)
     preprocessor, train, valid, _ = tabular.prepare(frame, params, MODEL.columns)
@@ -409,8 +411,10 @@ def drift_report(frame: pl.DataFrame, months: list[str], scratch: Path, repeat: 
     from evidently.presets import DataDriftPreset
 
     from platform_assets.constants import DRIFT_SAMPLE_ROWS
-    from platform_assets.delay_model.spec import MODEL
+    from platform_assets.ml.declaration import declared
     from platform_assets.ml.drift import deterministic_sample, run_drift_report
+
+    MODEL = declared("delay").spec
 
     label, prediction = MODEL.label, MODEL.prediction
     numeric, categorical = MODEL.columns.features(frame)

@@ -32,14 +32,13 @@ def step_seconds(result: dg.ExecuteInProcessResult, step: str) -> float:
 def platform_run(home: Path) -> dict[str, float]:
     os.environ["PLATFORM_HOME"] = str(home)
 
-    from platform_assets.core.environment import platform_resources
-
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
     from platform_assets.lib.dbt import dbt_resource
+    from platform_assets.lib.resources import shared_resources
 
-    resources = {**platform_resources(), "dbt": dbt_resource()}
+    resources = {**shared_resources(), "dbt": dbt_resource()}
     assets = [*raw_assets, *validated_assets, warehouse_models]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     dims = ["raw_planes", "planes", "raw_airports", "airports", "raw_airlines", "airlines"]

@@ -4,7 +4,7 @@
 
 Needs a replayed PLATFORM_HOME (`make run`): the first training set and the prediction logs hold the
 point-in-time features and labels of every month. For each rolling 4-month window with a month after it,
-both models train on the window's rows exactly as `delay_model` and `model_evaluation` do (same time
+both models train on the window's rows exactly as `delay/model` and `delay/evaluation` do (same time
 split, same validation days and seed) and are scored on the next month and, with --months-ahead 2,
 on the month after that as well. Prints one row per window, then the mean and worst gap.
 """
@@ -23,14 +23,18 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from platform_assets import constants
-from platform_assets.defs.monitoring.replay import month_features, scored_months
-from platform_assets.delay_model.spec import MODEL
-from platform_assets.delay_model.training import fit
 from platform_assets.lib.partitions import monthly_partitions
+from platform_assets.lib.retrain_replay import (
+    MODEL,
+    REPLAYED,
+    TRAINING_SET,
+    month_features,
+    scored_months,
+)
 from platform_assets.ml.evaluation import hgb_baseline
 from platform_assets.ml.metrics import rank_auc
 from platform_assets.ml.params import TrainParams
-from platform_assets.ml.training import predict_proba
+from platform_assets.ml.training import fit, predict_proba
 from platform_assets.paths import PlatformPaths
 
 LABEL = MODEL.label
@@ -55,7 +59,7 @@ def main() -> None:
 
     paths = PlatformPaths(args.home)
     initial = paths.training_set_file(
-        constants.TRAINING_SET_START_MONTH, constants.TRAINING_SET_END_MONTH
+        REPLAYED.training.start_month, REPLAYED.training.end_month, TRAINING_SET
     )
     if not initial.exists():
         sys.exit(
@@ -85,7 +89,7 @@ def main() -> None:
             continue
         frame = pl.concat([month_features(paths, initial_set, m) for m in window])
         started = time.perf_counter()
-        torch_fit = fit(frame, params)
+        torch_fit = fit(frame, params, MODEL.columns)
         torch_seconds = time.perf_counter() - started
         started = time.perf_counter()
         hgb = hgb_baseline(frame, MODEL.columns, params.validation_days, params.seed)

@@ -1,4 +1,4 @@
-"""Drift reports: time inside the `drift_report` asset per month next to bare Evidently on the same frames.
+"""Drift reports: time inside the `delay/drift_report` asset per month next to bare Evidently on the same frames.
 
     .venv/bin/python benchmarks/monitoring.py [--home .platform]
 
@@ -31,26 +31,28 @@ def main() -> None:
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import RocAuc, ValueDrift
     from evidently.presets import DataDriftPreset
-    from platform_assets.core.model import feature_columns
-    from platform_assets.defs.training.evaluation import predict_version
 
     from platform_assets import constants
-    from platform_assets.delay_model.spec import MODEL
     from platform_assets.lib.resources import MLflowResource
-    from platform_assets.ml.drift import PREDICTION, TARGET, deterministic_sample
+    from platform_assets.lib.retrain_replay import KEYS, MODEL, PREDICTIONS
+    from platform_assets.ml.drift import deterministic_sample
+    from platform_assets.ml.pyfunc import predict_version
     from platform_assets.paths import PlatformPaths
+
+    # The replayed model's drift reports (make run replays the delay model).
+    TARGET, PREDICTION = MODEL.label, MODEL.prediction
 
     paths = PlatformPaths(home)
     client = MLflowResource(home=str(home)).client()
     with dg.DagsterInstance.get() as instance:
-        records = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=100, ascending=True).records
+        records = instance.fetch_materializations(KEYS.drift_report, limit=100, ascending=True).records
         if not records:
             raise SystemExit(f"no drift reports in {home}: run `make run` first")
         step_seconds: dict[str, float] = {}
         for record in records:
             run_id = record.event_log_entry.run_id
             for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS):
-                if event.step_key == "drift_report":
+                if event.step_key == KEYS.op("drift_report"):
                     step_seconds[record.asset_materialization.partition] = event.dagster_event.event_specific_data.duration_ms / 1000
         runs = instance.get_runs()
         replay_wall = max(r.end_time or 0 for r in [instance.get_run_record_by_id(x.run_id) for x in runs]) - min(
@@ -61,11 +63,11 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for month, asset_s in sorted(step_seconds.items()):
-            scored = pl.read_parquet(paths.predictions_file(month))
+            scored = pl.read_parquet(paths.predictions_file(month, PREDICTIONS))
             version = scored["model_version"][0]
             model = client.get_model_version(MODEL.name, version)
             reference = pl.read_parquet(model.tags["training_data_path"])
-            numeric, categorical = feature_columns(reference)
+            numeric, categorical = MODEL.columns.features(reference)
             current = deterministic_sample(scored.filter(pl.col(TARGET).is_not_null()).to_pandas(), constants.DRIFT_SAMPLE_ROWS)
             baseline = deterministic_sample(reference.to_pandas(), constants.DRIFT_SAMPLE_ROWS)
             baseline[PREDICTION] = predict_version(MODEL.name, version, baseline)

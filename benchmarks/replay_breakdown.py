@@ -36,7 +36,7 @@ KINDS: list[tuple[str, str]] = [
     (r"^feast_registry$", "Feast apply"),
     (r"^online_features$", "Feast materialize (online store)"),
     (r"training_set$", "training set (point-in-time join)"),
-    (r"^(delay_model|cancellation_model)$", "training (torch ensemble + MLflow logging)"),
+    (r"^[a-z_]+__model$", "training (torch ensemble + MLflow logging)"),  # each model's <prefix>__model
     (r"evaluation$", "evaluation (gate, HGB baseline, MLflow)"),
     (r"champion$", "promotion (MLflow alias)"),
     (r"predictions$", "scoring (features + champion)"),

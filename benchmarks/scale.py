@@ -70,14 +70,19 @@ def run_step(step: str, home: Path, raw: Path, factor: int) -> tuple[float, floa
 
     import dagster as dg
 
-    from platform_assets.defs.features.assets import feast_registry, online_features, training_set
+    from platform_assets.defs.features.assets import feast_registry, online_features
     from platform_assets.defs.ingestion.assets import raw_assets
-    from platform_assets.defs.ingestion.resources import RawSourceResource
-    from platform_assets.defs.training.assets import delay_model
     from platform_assets.defs.validation.assets import validated_assets
     from platform_assets.defs.warehouse.assets import warehouse_models
     from platform_assets.lib.dbt import dbt_resource
-    from platform_assets.lib.resources import shared_resources
+    from platform_assets.lib.models import ModelLifecycle
+    from platform_assets.lib.models.keys import ModelKeys
+    from platform_assets.lib.resources import RawSourceResource, shared_resources
+    from platform_assets.ml.declaration import declared
+
+    # The delay model's assets, as its defs.yaml declares them (delay/training_set, delay/model, ...).
+    delay_keys = ModelKeys("delay")
+    delay = {a.key: a for a in ModelLifecycle(**declared("delay").model_dump()).build_assets()}
 
     resources = {
         **shared_resources(),
@@ -109,8 +114,10 @@ def run_step(step: str, home: Path, raw: Path, factor: int) -> tuple[float, floa
         "dbt build": lambda: materialize([warehouse_models], tags=window),
         "Feast apply": lambda: materialize([feast_registry]),
         "Feast materialize": lambda: materialize([online_features], tags=window),
-        "training set": lambda: materialize([training_set]),
-        "training": lambda: materialize([delay_model], ops={"delay_model": {"config": TRAINING}}),
+        "training set": lambda: materialize([delay[delay_keys.training_set]]),
+        "training": lambda: materialize(
+            [delay[delay_keys.model]], ops={delay_keys.op("model"): {"config": TRAINING}}
+        ),
     }
     seconds = steps[step]()
     return seconds, cpu[0]

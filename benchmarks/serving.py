@@ -103,12 +103,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    from platform_assets.delay_model.spec import MODEL
     from platform_assets.featurestore.historical import historical_features
     from platform_assets.paths import PlatformPaths
     from platform_assets.serving.traffic import FeatureClock, _instance, month_flights
     from tests.serving.conftest import free_port
-    from tests.serving.world import FS_YAML, World, build_world
+    from tests.serving.world import FS_YAML, MODEL, World, build_world, served_models_dir
 
     home = args.home.resolve()
     world = World(home=home, feature_repo=home / "feature_repo")
@@ -116,6 +115,7 @@ def main() -> int:
         shutil.rmtree(home, ignore_errors=True)
         print(f"building the serving world in {home} ...", flush=True)
         world = build_world(home)
+    models_dir = served_models_dir(world)  # the delay model alone: the world registers no other
     flights = month_flights(world.paths, "2013-03")
     FeatureClock(world.store(), MODEL.feature_service).advance(flights["departure"].max())
     instances = [_instance(r) for r in flights.head(100).to_dicts()]
@@ -163,7 +163,8 @@ def main() -> int:
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "platform_assets.serving.server", "--port", str(ours_port),
                  "--platform-home", str(home / "bench_home"), "--tracking-uri", world.tracking_uri,
-                 "--feature-repo", str(world.feature_repo), "--feature-store-yaml", FS_YAML],
+                 "--feature-repo", str(world.feature_repo), "--feature-store-yaml", FS_YAML,
+                 "--models-dir", str(models_dir)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
         mlflow_log = logs / "mlflow.log"
         with mlflow_log.open("w") as out:
@@ -193,7 +194,7 @@ def main() -> int:
         from platform_assets.serving.evaluation import served_features
         from platform_assets.serving.request_log import read_all
 
-        served = served_features(read_all(PlatformPaths(home / "bench_home"))).set_index("flight_id")
+        served = served_features(read_all(PlatformPaths(home / "bench_home"), MODEL.name)).set_index("flight_id")
         same = offline.set_index("flight_id").loc[ids].copy()
         for column in served.columns.drop("event_timestamp"):
             same[column] = served.loc[ids, column].to_numpy()

@@ -10,7 +10,7 @@ per-epoch MLflow logging included. The bare side trains one network: shuffle, fo
 step, nothing else; the ensemble's floor is that loop run once per member. The MLflow share is the
 time spent in the per-epoch logging callback over the epoch time. Without --training-set a
 synthetic frame with the training set's columns is generated in memory (a real one:
-$PLATFORM_HOME/features/training_sets/training_set_2013-01_2013-04.parquet).
+$PLATFORM_HOME/features/training_sets/delay_training_set_2013-01_2013-04.parquet).
 
 On a GPU machine without polars or MLflow, prepare the tensors here and carry them over:
 `--training-set X.parquet --export-tensors t.npz` here, `--tensors t.npz --device cuda` there.
@@ -186,8 +186,10 @@ def main() -> None:
     else:
         import polars as pl
 
-        from platform_assets.delay_model.spec import MODEL
+        from platform_assets.ml.declaration import declared
         from platform_assets.ml.training import prepare
+
+        MODEL = declared("delay").spec
 
         frame = (
             pl.read_parquet(args.training_set) if args.training_set else synthetic_frame(args.rows)

@@ -33,8 +33,7 @@ RUN_SCRIPT = textwrap.dedent(
     import dagster as dg
     from platform_assets.defs.ingestion.assets import raw_assets
     from platform_assets.defs.validation.assets import validated_assets
-    from platform_assets.defs.ingestion.resources import RawSourceResource
-    from platform_assets.lib.resources import PlatformPathsResource
+    from platform_assets.lib.resources import PlatformPathsResource, RawSourceResource
 
     selection, partition, home, raw_dir = sys.argv[1].split(","), sys.argv[2] or None, sys.argv[3], sys.argv[4]
     result = dg.materialize(

@@ -23,11 +23,16 @@ from dagster_k8s.job import (
 
 from platform_assets.lib import k8s
 from platform_assets.lib.k8s import GpuStepSettings, gpu_step_k8s_config, k8s_executor_config
+from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.settings import reload
 
 from .kube_models import as_model, to_dict
 
 IMAGE = "registry.example.com/flight-platform:0.1.0"
+DELAY = ModelKeys("delay")
+# Step keys of the delay model's training and scoring steps (delay__model, delay__predictions).
+TRAINING_STEP = DELAY.op("model")
+SCORING_STEP = DELAY.op("predictions")
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 FAKE_KUBECONFIG = """
 apiVersion: v1
@@ -91,13 +96,13 @@ def container(job: dict[str, Any]) -> dict[str, Any]:
 def training_tags() -> dict[str, Any]:
     from platform_assets.definitions import defs
 
-    delay_model = defs.resolve_assets_def("delay_model")
+    delay_model = defs.resolve_assets_def(DELAY.model)
     return dict(delay_model.node_def.tags)
 
 
 def test_training_step_pod_asks_for_a_gpu_on_the_gpu_pool(run_launcher: K8sRunLauncher) -> None:
     tags = {"dagster-k8s/config": gpu_step_k8s_config(GpuStepSettings())}
-    job = build_step_job(run_launcher, "delay_model", tags)
+    job = build_step_job(run_launcher, TRAINING_STEP, tags)
     as_model(job, "V1Job")
     c = container(job)
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -106,17 +111,17 @@ def test_training_step_pod_asks_for_a_gpu_on_the_gpu_pool(run_launcher: K8sRunLa
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert c["image"] == IMAGE
-    assert {"name": "DAGSTER_RUN_STEP_KEY", "value": "delay_model"} in c["env"]
+    assert {"name": "DAGSTER_RUN_STEP_KEY", "value": TRAINING_STEP} in c["env"]
     assert {"secretRef": {"name": "flight-platform-secrets"}} in c["envFrom"]
     assert {"configMapRef": {"name": "flight-platform-config"}} in c["envFrom"]
 
 
 def test_the_training_asset_definition_carries_the_gpu_pod_spec(run_launcher: K8sRunLauncher) -> None:
-    job = build_step_job(run_launcher, "delay_model", training_tags())
+    job = build_step_job(run_launcher, TRAINING_STEP, training_tags())
     as_model(job, "V1Job")
     assert "nvidia.com/gpu" in container(job)["resources"]["limits"]
     assert job["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
-    cpu_step = build_step_job(run_launcher, "flight_predictions", {})
+    cpu_step = build_step_job(run_launcher, SCORING_STEP, {})
     assert "nvidia.com/gpu" not in container(cpu_step)["resources"]["limits"]
 
 
@@ -127,7 +132,7 @@ def test_gpu_count_node_selector_and_tolerations_come_from_config(
     monkeypatch.setenv("PLATFORM_GPU_NODE_SELECTOR", '{"pool": "a100"}')
     monkeypatch.setenv("PLATFORM_GPU_TOLERATIONS", '[{"key": "gpu-only", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}]')
     reload()
-    job = build_step_job(run_launcher, "delay_model", k8s.training_op_tags())
+    job = build_step_job(run_launcher, TRAINING_STEP, k8s.training_op_tags())
     as_model(job, "V1Job")
     assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == "4"
     pod = job["spec"]["template"]["spec"]
@@ -162,23 +167,24 @@ def test_k8s_mode_uses_the_k8s_job_executor(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_search_workers_are_parallel_gpu_pods(run_launcher: K8sRunLauncher, monkeypatch: pytest.MonkeyPatch) -> None:
-    """hyperparameter_search fans its trials out: every `search_worker[worker_k]` step is its own pod,
+    """delay_hyperparameter_search fans its trials out: every `delay__search_worker[worker_k]` step is its own pod,
     with the training pod's GPU spec, and the k8s executor runs up to max_concurrent of them at once
     against one Optuna study (PLATFORM_OPTUNA_STORAGE, shared by every pod)."""
     from platform_assets.definitions import defs
     from platform_assets.lib.models.search_job import study_storage
     from platform_assets.paths import PlatformPaths
 
-    search = defs.get_job_def("hyperparameter_search")
-    worker = search.graph.node_named("search_worker")
+    search = defs.get_job_def(DELAY.search_job)
+    assert search.name == "delay_hyperparameter_search"
+    worker = search.graph.node_named(DELAY.op("search_worker"))
     assert worker.definition.input_defs[0].dagster_type  # a mapped input: one step per DynamicOutput
-    assert search.graph.node_named("plan_search").definition.output_defs[0].is_dynamic
+    assert search.graph.node_named(DELAY.op("plan_search")).definition.output_defs[0].is_dynamic
     tags = dict(worker.definition.tags)
-    pods = [build_step_job(run_launcher, f"search_worker[worker_{k}]", tags) for k in range(3)]
+    pods = [build_step_job(run_launcher, f"{worker.name}[worker_{k}]", tags) for k in range(3)]
     for k, job in enumerate(pods):
         as_model(job, "V1Job")
         assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == "1"
-        assert {"name": "DAGSTER_RUN_STEP_KEY", "value": f"search_worker[worker_{k}]"} in container(job)["env"]
+        assert {"name": "DAGSTER_RUN_STEP_KEY", "value": f"delay__search_worker[worker_{k}]"} in container(job)["env"]
     assert len({job["metadata"]["name"] for job in pods}) == 3
     assert k8s_executor_config()["max_concurrent"] >= 3
     monkeypatch.setenv("PLATFORM_OPTUNA_STORAGE", "postgresql://optuna@postgres:5432/optuna")

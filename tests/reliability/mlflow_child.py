@@ -13,9 +13,8 @@ from pathlib import Path
 import dagster as dg
 from mlflow import MlflowClient
 
-from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
-from tests.models.conftest import run_config, training_config
+from tests.models.conftest import model_assets, run_config, training_config
 from tests.models.feast_store import LocalFeastResource
 
 POINTS = {
@@ -39,6 +38,9 @@ def kill_before(method: str, n: int) -> None:
     setattr(MlflowClient, method, wrapped)
 
 
+# The delay model's candidate, gate and promotion (delay/model, delay/evaluation, delay/champion).
+ASSETS = model_assets("delay")
+TRAIN_GATE_PROMOTE = [ASSETS["model"], ASSETS["evaluation"], ASSETS["champion"]]
 # One small network for a few epochs: this test is about the registry writes, not the model.
 TINY = run_config(training_config(ensemble_size=1, max_epochs=2, min_epochs=1, patience=1))
 
@@ -55,7 +57,7 @@ def main() -> None:
     home, point = Path(sys.argv[1]), sys.argv[2]
     kill_before(*POINTS[point])
     result = dg.materialize(
-        [delay_model, model_evaluation, champion], resources=resources(home), run_config=TINY, raise_on_error=False
+        TRAIN_GATE_PROMOTE, resources=resources(home), run_config=TINY, raise_on_error=False
     )
     print("finished", result.success, flush=True)
     sys.exit(3)  # the kill point was never reached

@@ -17,14 +17,14 @@ import dagster as dg
 import mlflow
 import pytest
 
-from platform_assets.defs.training.assets import champion, delay_model, model_evaluation
-from platform_assets.delay_model.spec import MODEL
-from platform_assets.lib.models.assets import LINEAGE_TAGS
+from platform_assets.lib.models.training import LINEAGE_TAGS
+from platform_assets.ml.declaration import declared
 from platform_assets.ml.registry import CANDIDATE, CHAMPION
 from tests.models.conftest import synthetic_world  # noqa: F401 - the shared synthetic world
-from tests.reliability.mlflow_child import TINY, resources
+from tests.reliability.mlflow_child import TINY, TRAIN_GATE_PROMOTE, resources
 
 ROOT = Path(__file__).resolve().parents[2]
+MODEL = declared("delay").spec
 
 
 def aliased(client: mlflow.MlflowClient) -> dict[str, str]:
@@ -67,7 +67,7 @@ def test_sigkill_before_a_registry_write_then_rerun_promotes_a_complete_version(
     # A version whose lineage tags were all written is complete: same training set, same recipe.
     complete = [v for v, found in killed.items() if LINEAGE_TAGS <= set(found.tags)]
 
-    rerun = dg.materialize([delay_model, model_evaluation, champion], resources=res, run_config=TINY)
+    rerun = dg.materialize(TRAIN_GATE_PROMOTE, resources=res, run_config=TINY)
     assert rerun.success
     now = aliased(client)
     assert now[CHAMPION] == now[CANDIDATE]

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_assets.lib.models.keys import ModelKeys
+from platform_assets.ml.declaration import declared_models
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ("PLATFORM_", "MLFLOW_", "FEATURES_ROOT", "RAW_DATA_DIR", "DAGSTER_HOME", "DBT_")
 
@@ -45,4 +48,7 @@ def test_a_bad_flights_file_stops_the_replay_naming_file_column_and_rule(tmp_pat
         [july] = [r for r in instance.get_runs() if r.tags.get("dagster/partition") == "2013-07"]
         reasons = [e.message for e in instance.all_logs(july.run_id) if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_CANCELED"]
     assert reasons and "(monthly_pipeline), queued before it, ended FAILURE" in reasons[0], reasons
-    assert not any(job == "train_and_promote" for job, _ in runs)
+    # No model's training job ran (delay_train_and_promote, cancellation_train_and_promote).
+    train_jobs = {ModelKeys(d.key_prefix).train_job for d in declared_models().values()}
+    assert "delay_train_and_promote" in train_jobs
+    assert not any(job in train_jobs for job, _ in runs)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from platform_assets.serving.traffic import ReplayResult, month_flights, replay
-from tests.serving.world import FS_YAML, World, build_world
+from tests.serving.world import FS_YAML, MODEL, World, build_world
 
 MODEL_URL = "/v1/models/flight_delay_model"
 REPLAY_DAYS = (1, 2)
@@ -57,7 +57,8 @@ class Server:
 
 @contextmanager
 def running_server(world: World, home: Path, *args: str, tracking_uri: str | None = None) -> Iterator[Server]:
-    """The real server process (`python -m platform_assets.serving.server`) on a free port."""
+    """The real server process (`python -m platform_assets.serving.server`) on a free port, serving
+    the world's declarations: the delay model only (a `--models-dir` in `args` comes later and wins)."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "server.log"
@@ -69,6 +70,7 @@ def running_server(world: World, home: Path, *args: str, tracking_uri: str | Non
         "--feature-repo", str(world.feature_repo),
         "--feature-store-yaml", FS_YAML,
         "--log-flush-seconds", "0.2",
+        "--models-dir", str(world.models_dir),
         *args,
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -105,5 +107,5 @@ def replayed(world: World) -> tuple[pl.DataFrame, ReplayResult]:
     """March 1-2 replayed against a shadow-mode server writing its log into the world's home."""
     flights = month_flights(world.paths, "2013-03").filter(pl.col("day").is_in(REPLAY_DAYS))
     with running_server(world, world.home, "--rollout", "shadow") as server:
-        result = replay(flights, world.store(), server.url)
+        result = replay(flights, world.store(), server.url, MODEL.feature_service, MODEL.name)
     return flights, result

@@ -16,12 +16,11 @@ from platform_assets.defs.serving.assets import (
     request_log,
     serving_skew,
 )
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from platform_assets.ml.registry import CHAMPION, PREVIOUS, alias_version
 from platform_assets.serving.rollout import CHALLENGER
 from tests.serving.conftest import copy_registry
-from tests.serving.world import WorldFeastResource
+from tests.serving.world import MODEL, WorldFeastResource
 
 DAY = "2013-03-01"
 ASSETS = [request_log, online_evaluation, online_promotion, serving_skew]
@@ -100,7 +99,7 @@ def test_stale_online_store_shows_as_skew(world, replayed, tmp_path) -> None:
     from platform_assets.serving.evaluation import day_outcomes, skew
     from platform_assets.serving.request_log import read_day
 
-    log = read_day(world.paths, DAY)
+    log = read_day(world.paths, MODEL.name, DAY)
     # Pretend the server had served yesterday's carrier rates: the report names that feature.
     stale = log.with_columns(
         pl.col("features").map_elements(

@@ -13,13 +13,14 @@ from kserve import (
     V1beta1PredictorSpec,
 )
 
-from platform_assets.delay_model.spec import MODEL
+from platform_assets.ml.declaration import declared
 from platform_assets.serving import k8s
 from platform_assets.serving.server import parse_args
 from tests.k8s.kube_models import as_model
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 MANIFEST = DEPLOY / "kserve" / "inferenceservice.yaml"
+MODEL = declared("delay").spec
 
 
 def _docs(name: str) -> list[dict]:

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.ml.preprocessing import Preprocessor, model_input
 from platform_assets.serving.scoring import RecordTransform
+from tests.serving.world import MODEL
 
 
 def test_record_transform_equals_the_preprocessor_on_the_same_rows(world) -> None:
-    frame = pl.read_parquet(world.paths.training_set_file("2013-01", "2013-02"))
+    frame = pl.read_parquet(world.training_set)
     numeric, categorical = MODEL.columns.features(frame)
     pre = Preprocessor.fit(frame.to_pandas(), numeric, categorical)
     probe = frame.tail(500).to_pandas()

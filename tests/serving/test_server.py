@@ -12,26 +12,26 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from platform_assets.delay_model.registry import predict_version
-from platform_assets.delay_model.spec import MODEL
 from platform_assets.featurestore.historical import historical_features
+from platform_assets.ml.pyfunc import predict_version
 from platform_assets.ml.registry import CHAMPION
 from platform_assets.serving.evaluation import day_outcomes, served_features
 from platform_assets.serving.request_log import read_all
 from platform_assets.serving.traffic import _instance, month_flights
 from tests.serving.conftest import REPLAY_DAYS, copy_registry, running_server
+from tests.serving.world import MODEL
 
 
 def test_online_scores_equal_batch_scores_of_the_same_flights(world, replayed) -> None:
     flights, result = replayed
     assert result.failed == [] and result.flights == flights.height
     assert result.requests < flights.height  # flights sharing a feature state share a request
-    log = read_all(world.paths)
+    log = read_all(world.paths, MODEL.name)
     answered = log.filter(pl.col("answered"))
     assert answered.height == flights.height and set(answered["model_version"]) == {"1"}
 
     # Batch scoring of the same flights: Feast's offline point-in-time join at the same prediction
-    # time, then the registered version through MLflow (core.tabular.pyfunc.predict_version).
+    # time, then the registered version through MLflow (ml.pyfunc.predict_version).
     served = served_features(log)
     events = pl.concat([day_outcomes(world.paths, f"2013-03-{d:02d}") for d in REPLAY_DAYS])
     entities = served[["flight_id", "event_timestamp"]].merge(
@@ -41,7 +41,7 @@ def test_online_scores_equal_batch_scores_of_the_same_flights(world, replayed) -
     )
     assert len(entities) == flights.height
     offline = historical_features(world.store(), entities, MODEL.feature_service)
-    batch = predict_version("1", offline)
+    batch = predict_version(MODEL.name, "1", offline)
     online = answered.sort("received_at").unique("flight_id", keep="last")
     online_scores = dict(zip(online["flight_id"], online["score"]))
     np.testing.assert_allclose(
@@ -57,7 +57,7 @@ def test_online_scores_equal_batch_scores_of_the_same_flights(world, replayed) -
 def test_shadow_mode_logs_both_versions_and_answers_with_the_champion(world, replayed) -> None:
     flights, result = replayed
     assert result.variants == {"champion": flights.height}
-    log = read_all(world.paths)
+    log = read_all(world.paths, MODEL.name)
     per_flight = log.group_by("flight_id").agg(
         pl.col("variant").sort().alias("variants"), pl.col("model_version").sort().alias("versions"),
         pl.col("answered").sum().alias("answered"),

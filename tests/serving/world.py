@@ -2,10 +2,15 @@
 warehouse's flight keys and UTC departure times, validated flight rows a request can be built from,
 a real Feast store with online views (SQLite), and two registered versions of the delay model.
 
+Only the delay model is registered and only its feature service is in the store, so the server runs
+with `--models-dir` holding the delay declaration alone (the repository's defs.yaml, copied): the
+cancellation route, which the repository's declarations also serve, has nothing to serve here.
+
 Built once per session by the conftest, and by benchmarks/serving.py."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +19,9 @@ import numpy as np
 import polars as pl
 from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource, ValueType
 
-from platform_assets.delay_model.spec import MODEL
+from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.lib.resources import MLflowResource
+from platform_assets.ml.declaration import MODELS_DIR, declared
 from platform_assets.ml.params import TrainParams
 from platform_assets.ml.registry import CHAMPION
 from platform_assets.paths import PlatformPaths, write_parquet_atomic
@@ -23,6 +29,10 @@ from platform_assets.serving.rollout import CHALLENGER
 from tests.models import synthetic
 from tests.models.feast_store import VIEWS
 
+DECLARATION = declared("delay")
+MODEL = DECLARATION.spec
+# The file stem the delay/training_set asset writes under (delay_training_set).
+TRAINING_SET = ModelKeys(DECLARATION.key_prefix).name("training_set")
 FS_YAML = "feature_store.yaml"
 TRAINING = {"max_epochs": 3, "min_epochs": 1, "patience": 2, "batch_size": 256, "validation_days": 10}
 
@@ -40,8 +50,27 @@ class World:
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.paths.mlflow_dir / 'mlflow.db'}"
 
+    @property
+    def training_set(self) -> Path:
+        """The Jan-Feb training set of the delay model, where the delay/training_set asset writes it."""
+        return self.paths.training_set_file("2013-01", "2013-02", TRAINING_SET)
+
+    @property
+    def models_dir(self) -> Path:
+        """A declarations folder with the delay model's defs.yaml only (see `served_models_dir`)."""
+        return self.home / "served_models"
+
     def store(self) -> FeatureStore:
         return FeatureStore(repo_path=str(self.feature_repo))
+
+
+def served_models_dir(world: World) -> Path:
+    """Copy the repository's delay declaration, unchanged, into the world's own declarations folder:
+    the server then serves exactly the delay model, as declared, and nothing the world lacks."""
+    target = world.models_dir / DECLARATION.key_prefix / "defs.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(MODELS_DIR / DECLARATION.key_prefix / "defs.yaml", target)
+    return world.models_dir
 
 
 def _warehouse_keys(home: Path) -> None:
@@ -124,16 +153,16 @@ def register_versions(world: World, seeds: tuple[int, ...] = (13, 29)) -> list[s
     the second challenger."""
     import mlflow
 
-    from platform_assets.delay_model.training import fit
     from platform_assets.ml.pyfunc import log_model
+    from platform_assets.ml.training import fit
 
-    frame = pl.read_parquet(world.paths.training_set_file("2013-01", "2013-02"))
+    frame = pl.read_parquet(world.training_set)
     store = MLflowResource(home=str(world.home))
     experiment = store.activate(MODEL.experiment)
     client = store.client()
     versions = []
     for seed in seeds:
-        result = fit(frame, TrainParams(**TRAINING, seed=seed))
+        result = fit(frame, TrainParams(**TRAINING, seed=seed), MODEL.columns)
         with mlflow.start_run(experiment_id=experiment, run_name=f"serving world seed {seed}"):
             info = log_model(result, frame.head(50), registered_name=MODEL.name)
         versions.append(str(info.registered_model_version))
@@ -149,8 +178,10 @@ def build_world(home: Path) -> World:
     world = World(home=home, feature_repo=home / "feature_repo")
     store = build_store(world.paths.feature_tables, world.feature_repo)
     synthetic.label_world(home, store, MODEL.feature_service)
-    synthetic.write_training_set(home, store, MODEL.feature_service, "2013-01", "2013-02")
+    written = synthetic.write_training_set(home, store, MODEL.feature_service, "2013-01", "2013-02", TRAINING_SET)
+    assert written == world.training_set
     register_versions(world)
+    served_models_dir(world)
     np.random.seed(0)
     return world
 

@@ -25,8 +25,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.settings import REPO_ROOT
 from tests.conftest import write_csv
+
+# The replayed model (make run replays the delay model): its jobs, sensor, assets and report files.
+DELAY = ModelKeys("delay")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MONTHS = ["2013-01", "2013-02", "2013-03", "2013-04", "2013-05", "2013-06"]
@@ -145,9 +149,9 @@ def instance_of(replay: dict) -> dg.DagsterInstance:
 
 def test_the_jobs_runs_tab_lists_the_replays_runs(replay: dict, servers: str, page) -> None:
     with instance_of(replay) as instance:
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name="monthly_scoring"))
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="delay_monthly_scoring"))
     assert len(runs) == 2  # May and June
-    page.goto(f"{servers}/locations/platform_assets/jobs/monthly_scoring/runs")
+    page.goto(f"{servers}/locations/platform_assets/jobs/delay_monthly_scoring/runs")
     for run in runs:
         page.get_by_text(run.run_id[:8], exact=True).first.wait_for()
     assert "No runs found" not in page.content()
@@ -156,33 +160,37 @@ def test_the_jobs_runs_tab_lists_the_replays_runs(replay: dict, servers: str, pa
 def test_a_rejected_candidate_is_a_failed_check_on_a_successful_run(replay: dict, servers: str, page) -> None:
     with instance_of(replay) as instance:
         [retrain] = instance.get_runs(
-            filters=dg.RunsFilter(job_name="train_and_promote", tags={"dagster/sensor_name": "drift_retrain_sensor"})
+            filters=dg.RunsFilter(
+                job_name="delay_train_and_promote", tags={"dagster/sensor_name": "delay_drift_retrain_sensor"}
+            )
         )
         assert retrain.status == dg.DagsterRunStatus.SUCCESS
     page.goto(f"{servers}/runs/{retrain.run_id}")
     header = page.get_by_text("Launched by", exact=False).first
     header.wait_for()
-    page.get_by_text("drift_retrain_sensor").first.wait_for()  # launched by the sensor
+    # Launched by the sensor: the UI shortens the long name in the middle and keeps it whole in the title.
+    page.get_by_title("delay_drift_retrain_sensor", exact=True).first.wait_for()
     page.get_by_text("Success", exact=True).first.wait_for()
-    page.get_by_text("promotion_gate on model_evaluation").first.wait_for()
-    page.goto(f"{servers}/assets/model_evaluation?view=checks")
+    # The UI writes an asset key's parts joined by " / ".
+    page.get_by_text("promotion_gate on delay / evaluation").first.wait_for()
+    page.goto(f"{servers}/assets/delay/evaluation?view=checks")
     page.get_by_text("promotion_gate").first.wait_for()
     # The gate asked this replay's retrain for an AUC gain of 0.5: the reason says so.
     page.get_by_text("Keep the champion: AUC", exact=False).first.wait_for()
     page.get_by_text("a gain of at least +0.500 is needed", exact=False).first.wait_for()
     page.get_by_text("Failed", exact=True).first.wait_for()
     with instance_of(replay) as instance:
-        promotions = instance.fetch_materializations(dg.AssetKey("champion"), limit=10).records
+        promotions = instance.fetch_materializations(DELAY.champion, limit=10).records
     assert [r.run_id for r in promotions if r.run_id == retrain.run_id] == []  # promotion skipped
 
 
 def test_the_drift_report_link_opens_the_evidently_report(replay: dict, servers: str, page) -> None:
-    page.goto(f"{servers}/assets/drift_report")
+    page.goto(f"{servers}/assets/delay/drift_report")
     # The latest materialization's link: June, the last month of this replay.
-    link = page.locator(f"a[href^='http://127.0.0.1:{replay['reports_port']}/drift_report/']").first
+    link = page.locator(f"a[href^='http://127.0.0.1:{replay['reports_port']}/delay_drift_report/']").first
     link.wait_for()
     href = link.get_attribute("href")
-    assert href.endswith("/drift_report/month=2013-06/drift_report.html"), href
+    assert href.endswith("/delay_drift_report/month=2013-06/drift_report.html"), href
     page.goto(href)
     # Evidently's report renders in the page: its drift summary with the share the metadata gives.
     page.get_by_text("Share of Drifted Columns").first.wait_for()
@@ -199,7 +207,7 @@ def test_asset_pages_show_pictures(servers: str, page) -> None:
 
 
 def test_the_model_card_link_opens_the_card(replay: dict, servers: str, page) -> None:
-    page.goto(f"{servers}/assets/model_evaluation")
+    page.goto(f"{servers}/assets/delay/evaluation")
     link = page.locator(f"a[href^='http://127.0.0.1:{replay['reports_port']}/model_cards/']").first
     link.wait_for()
     page.goto(link.get_attribute("href"))
