@@ -25,6 +25,7 @@ import kserve
 from kserve.errors import InvalidInput
 
 from platform_assets.ml.declaration import MODELS_DIR, ModelDeclaration, load_declarations
+from platform_assets.ml.registry import CHAMPION, alias_version
 from platform_assets.paths import PlatformPaths
 from platform_assets.serving.features import OnlineFeatures, feature_store
 from platform_assets.serving.instances import RequestError, parse_body
@@ -233,7 +234,12 @@ def build_models(args: argparse.Namespace) -> list[FlightDelayModel]:
     mlflow.set_registry_uri(tracking_uri)
     store = feature_store(Path(args.feature_repo), args.feature_store_yaml, paths)
     models = []
+    client = mlflow_client_factory(tracking_uri)()
     for declared in served_models(Path(args.models_dir)):
+        if alias_version(client, CHAMPION, declared.name) is None:
+            # Never trained and promoted yet (`make run` replays the delay model only): left out.
+            log.warning("%s is not served: it has no '%s' version yet", declared.name, CHAMPION)
+            continue
         mode = args.rollout or declared.serving.rollout
         share = declared.serving.canary_percent if args.canary_percent is None else args.canary_percent
         models.append(
@@ -266,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("kserve.trace", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
     models = build_models(args)
+    if not models:
+        raise SystemExit("no declared model has a champion to serve: run `make run` (or train and promote one) first")
     for model in models:
         model.load()
         log.info("%s rollout %s", model.name, json.dumps({"mode": model.rollout.mode, "canary_percent": model.rollout.canary_percent}))

@@ -17,7 +17,10 @@ from platform_assets.defs.serving.assets import (
     serving_skew,
 )
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
+from platform_assets.ml.metrics import rank_auc
 from platform_assets.ml.registry import CHAMPION, PREVIOUS, alias_version
+from platform_assets.serving.evaluation import day_outcomes
+from platform_assets.serving.request_log import read_day
 from platform_assets.serving.rollout import CHALLENGER
 from tests.serving.conftest import copy_registry
 from tests.serving.world import MODEL, WorldFeastResource
@@ -63,7 +66,14 @@ def test_replayed_day_materializes_log_evaluation_promotion_and_skew(world, repl
     assert 0 < log["latency_p50_ms"] <= log["latency_p99_ms"]
 
     evaluation = _metadata(result, "online_evaluation")
-    assert 0.0 <= evaluation["champion_v1_auc"] <= 1.0 and 0.0 <= evaluation["shadow_v2_auc"] <= 1.0
+    # The online AUCs, recomputed here from the day's request log and its validated outcomes.
+    served = read_day(world.paths, MODEL.name, DAY).join(
+        day_outcomes(world.paths, DAY).select("flight_id", MODEL.label), on="flight_id"
+    ).filter(pl.col(MODEL.label).is_not_null())
+    for variant, version in (("champion", "1"), ("shadow", "2")):
+        rows = served.filter(pl.col("variant") == variant)
+        expected = rank_auc(rows[MODEL.label].to_numpy(), rows["score"].to_numpy())
+        assert evaluation[f"{variant}_v{version}_auc"] == round(expected, 4)
     report = json.loads((world.paths.reports / "serving" / "online_evaluation" / f"day={DAY}" / "evaluation.json").read_text())
     assert report["paired_flights"] == day_flights
     assert _check(result).passed and evaluation["decision"] == "promote"
