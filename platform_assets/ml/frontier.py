@@ -30,6 +30,7 @@ class MonthScore:
 @dataclass
 class PolicyOutcome:
     threshold: float
+    refit: bool = False
     retrains: int = 0
     promotions: int = 0
     aucs: list[float] = field(default_factory=list)
@@ -47,22 +48,33 @@ def simulate(
     scores: Mapping[tuple[str, str], MonthScore],
     holdout: Mapping[str, float],
     min_auc_gain: float,
+    refit: bool = False,
 ) -> PolicyOutcome:
-    """The policy at one threshold: model_of[m] is M(m); scores[(model, month)]; holdout[model]."""
-    out = PolicyOutcome(threshold)
+    """The policy at one threshold: model_of[m] is M(m); scores[(model, month)]; holdout[model].
+
+    A retrain on month m's report trains M(m) (through m-1) and gates it on m. Without `refit` the
+    gated candidate is promoted and serves from m+1, a month staler than M(m+1); with `refit` the
+    same recipe is refitted through m, M(m+1), and that is promoted (its reference AUC for the next
+    decisions is the gate's AUC of the candidate on m)."""
+    out = PolicyOutcome(threshold, refit)
     champion = model_of[months[0]]
-    for month in months:
+    reference = holdout[champion]
+    for i, month in enumerate(months):
         score = scores[(champion, month)]
         out.aucs.append(score.auc)
         out.champions.append(champion)
         candidate = model_of[month]
         if candidate == champion:  # the champion already trained on this month's window
             continue
-        if holdout[champion] - score.auc_high >= threshold:
+        if reference - score.auc_high >= threshold:
             out.retrains += 1
-            if scores[(candidate, month)].auc - score.auc >= min_auc_gain:
-                champion = candidate
+            gate_auc = scores[(candidate, month)].auc
+            if gate_auc - score.auc >= min_auc_gain:
                 out.promotions += 1
+                if not refit:
+                    champion, reference = candidate, holdout[candidate]
+                elif i + 1 < len(months):  # the refit serves from the next month on
+                    champion, reference = model_of[months[i + 1]], holdout[candidate]
     return out
 
 
@@ -80,12 +92,16 @@ def plot(
     from platform_assets.ml.figures import figure
 
     fig, ax = figure(7, 4)
-    finite = sorted((p for p in points if math.isfinite(p.threshold)), key=lambda p: (p.retrains, p.mean_auc))
-    ax.plot([p.retrains for p in finite], [p.mean_auc for p in finite], marker="o", color="tab:blue",
-            label="AUC-drop policy at each threshold")
-    for p in finite:
-        ax.annotate(f"{p.threshold:g}", (p.retrains, p.mean_auc), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    chosen = [p for p in points if p.threshold == default]
+    for refit, color, label in ((False, "tab:blue", "promote the candidate (through m-1)"),
+                                (True, "tab:orange", "promote its refit (through m)")):
+        finite = sorted(
+            (p for p in points if math.isfinite(p.threshold) and p.refit == refit),
+            key=lambda p: (p.retrains, p.mean_auc),
+        )
+        ax.plot([p.retrains for p in finite], [p.mean_auc for p in finite], marker="o", color=color, label=label)
+        for p in finite:
+            ax.annotate(f"{p.threshold:g}", (p.retrains, p.mean_auc), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    chosen = [p for p in points if p.threshold == default and not p.refit]
     if chosen:
         ax.scatter([chosen[0].retrains], [chosen[0].mean_auc], s=120, facecolors="none", edgecolors="red",
                    label=f"default threshold {default:g}", zorder=3)
