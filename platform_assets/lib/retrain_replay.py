@@ -173,7 +173,7 @@ def threshold_label(t: float) -> str:
 
 
 def frontier_table(
-    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: float
+    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: PolicyOutcome
 ) -> "pl.DataFrame":
     import polars as pl
 
@@ -187,7 +187,7 @@ def frontier_table(
             "promotions": o.promotions,
             "mean_auc": o.mean_auc,
             "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
-            "default": o.threshold == default and not o.refit,
+            "default": o is default,
         }
         for o in sorted(outcomes, key=lambda o: (o.refit, -o.threshold))
     ]
@@ -328,10 +328,9 @@ def frontier(table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, p
         for refit in (False, True)
         for t in grid
     ]
-    rows = frontier_table(
-        outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, policy.auc_drop_threshold
-    )
-    default = next(o for o in outcomes if o.threshold == policy.auc_drop_threshold and not o.refit)
+    # The replay ran the policy's own design: the default row is that design at its threshold.
+    default = next(o for o in outcomes if o.threshold == policy.auc_drop_threshold and o.refit == policy.refit)
+    rows = frontier_table(outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, default)
     matches = (
         default.retrains == int(table["retrained"].sum())
         and abs(default.mean_auc - means["auc_drift_policy"]) < 1e-9

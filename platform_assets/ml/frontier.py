@@ -87,7 +87,7 @@ def plot(
     points: Sequence[PolicyOutcome],
     frozen: float,
     monthly: tuple[int, float],
-    default: float,
+    default: PolicyOutcome,
 ) -> Figure:
     from platform_assets.ml.figures import figure
 
@@ -101,10 +101,8 @@ def plot(
         ax.plot([p.retrains for p in finite], [p.mean_auc for p in finite], marker="o", color=color, label=label)
         for p in finite:
             ax.annotate(f"{p.threshold:g}", (p.retrains, p.mean_auc), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    chosen = [p for p in points if p.threshold == default and not p.refit]
-    if chosen:
-        ax.scatter([chosen[0].retrains], [chosen[0].mean_auc], s=120, facecolors="none", edgecolors="red",
-                   label=f"default threshold {default:g}", zorder=3)
+    ax.scatter([default.retrains], [default.mean_auc], s=120, facecolors="none", edgecolors="red",
+               label=f"default threshold {default.threshold:g} (the replay)", zorder=3)
     ax.scatter([0], [frozen], marker="s", color="grey", label="frozen first model", zorder=3)
     ax.scatter([monthly[0]], [monthly[1]], marker="^", color="tab:green", label="retrain every month", zorder=3)
     ax.set_xlabel("retrains over the replay")

@@ -42,7 +42,7 @@ def write_reports(platform: PlatformPathsResource, table, found: Frontier) -> di
     (folder / "replay.png").write_bytes(png_bytes(chart, dpi=110))
     means = found.means
     frontier_chart = plot_frontier(
-        found.outcomes, means["auc_frozen"], (found.monthly_retrains, means["auc_monthly"]), policy.auc_drop_threshold
+        found.outcomes, means["auc_frozen"], (found.monthly_retrains, means["auc_monthly"]), found.default
     )
     (folder / "frontier.png").write_bytes(png_bytes(frontier_chart, dpi=110))
     drift = bars(
