@@ -14,7 +14,13 @@ from platform_assets import constants
 from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.ml.declaration import ModelDeclaration, declared
 from platform_assets.ml.figures import figure
-from platform_assets.ml.frontier import MonthScore, PolicyOutcome, gain_share, simulate
+from platform_assets.ml.frontier import (
+    MonthScore,
+    PolicyOutcome,
+    gain_share,
+    paired_intervals,
+    simulate,
+)
 from platform_assets.ml.metrics import rank_auc
 from platform_assets.ml.params import RUNTIME_PARAMS, TrainParams
 from platform_assets.ml.policy import RetrainPolicy
@@ -172,6 +178,10 @@ def threshold_label(t: float) -> str:
     return "every report" if t == -math.inf else "never" if t == math.inf else f"{t:g}"
 
 
+def interval_label(interval: tuple[float, float]) -> str:
+    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
 def frontier_table(
     outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: PolicyOutcome
 ) -> "pl.DataFrame":
@@ -187,6 +197,10 @@ def frontier_table(
             "promotions": o.promotions,
             "mean_auc": o.mean_auc,
             "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
+            # Paired bootstrap 95% intervals (flights resampled within each month) of its mean AUC
+            # minus the frozen model's and minus retraining every month's.
+            "vs_frozen_95": interval_label(o.intervals["frozen"]),
+            "vs_monthly_95": interval_label(o.intervals["monthly"]),
             "default": o is default,
         }
         for o in sorted(outcomes, key=lambda o: (o.refit, -o.threshold))
@@ -199,6 +213,8 @@ def frontier_table(
             "promotions": monthly_retrains,
             "mean_auc": monthly,
             "share_of_monthly_gain": 1.0,
+            "vs_frozen_95": "",
+            "vs_monthly_95": "",
             "default": False,
         }
     )
@@ -224,6 +240,7 @@ class PolicyScores:
     holdout: dict[str, float]
     labelled: dict[str, "pl.DataFrame"]
     fits: Any
+    probabilities: dict[tuple[str, str], Any]  # (model, month) -> scores of the month's labelled flights
 
 
 def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPolicy) -> PolicyScores:
@@ -247,6 +264,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
     # the same model, scored once).
     pairs = list(dict.fromkeys((model_of[start], month) for k, start in enumerate(months) for month in months[k:]))
     scores: dict[tuple[str, str], MonthScore] = {}
+    probabilities: dict[tuple[str, str], Any] = {}
 
     def score(model: str, month: str) -> MonthScore:
         y = labelled[month][TARGET].to_numpy()
@@ -255,6 +273,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
             proba = logged[PREDICTION].to_numpy()  # exactly what the drift report decided on
         else:
             proba = scorers[model](features[month])
+        probabilities[(model, month)] = proba
         return MonthScore(rank_auc(y, proba), auc_interval(y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
 
     # The registered models and the fit cache's hits score while the other fits train; the rest
@@ -270,7 +289,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
         tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model in registered else None
         # The gate's held-out month of M(m) is m; the tag keeps 5 decimals.
         holdout[model] = float(tag) if tag else round(scores[(model, month)].auc, 5)
-    return PolicyScores(scores, holdout, labelled, fits)
+    return PolicyScores(scores, holdout, labelled, fits, probabilities)
 
 
 def replay_table(instance: dg.DagsterInstance, plan: MonthlyPolicy, scored: PolicyScores) -> "pl.DataFrame":
@@ -328,6 +347,16 @@ def frontier(table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, p
         for refit in (False, True)
         for t in grid
     ]
+    intervals = paired_intervals(
+        plan.months,
+        {m: scored.labelled[m][TARGET].to_numpy() for m in plan.months},
+        scored.probabilities,
+        {str(i): o.champions for i, o in enumerate(outcomes)},
+        {"frozen": [plan.model_of[plan.months[0]]] * len(plan.months), "monthly": [plan.model_of[m] for m in plan.months]},
+        resamples=constants.POLICY_INTERVAL_RESAMPLES,
+    )
+    for i, outcome in enumerate(outcomes):
+        outcome.intervals = {base: intervals[(str(i), base)] for base in ("frozen", "monthly")}
     # The replay ran the policy's own design: the default row is that design at its threshold.
     default = next(o for o in outcomes if o.threshold == policy.auc_drop_threshold and o.refit == policy.refit)
     rows = frontier_table(outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, default)

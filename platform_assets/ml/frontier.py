@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
 
@@ -35,6 +36,8 @@ class PolicyOutcome:
     promotions: int = 0
     aucs: list[float] = field(default_factory=list)
     champions: list[str] = field(default_factory=list)
+    # Paired bootstrap intervals of its mean AUC minus a baseline's ("frozen", "monthly").
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def mean_auc(self) -> float:
@@ -110,3 +113,46 @@ def plot(
     ax.set_title("Retraining policy frontier (labels: AUC-drop threshold)")
     ax.legend(fontsize=7)
     return fig
+
+
+def paired_intervals(
+    months: Sequence[str],
+    labels: Mapping[str, "np.ndarray"],
+    scores: Mapping[tuple[str, str], "np.ndarray"],
+    policies: Mapping[str, Sequence[str]],
+    baselines: Mapping[str, Sequence[str]],
+    resamples: int = 100,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """Paired percentile-bootstrap intervals of (policy's mean AUC minus a baseline's), per policy and
+    baseline: each resample draws the flights of every month once (with replacement) and scores
+    every policy and baseline on the same draw, so the month-to-month noise they share cancels.
+
+    policies and baselines map a name to the model that scored each month (in `months`' order);
+    scores[(model, month)] are its probabilities for the month's labelled flights, labels[month].
+    """
+    import numpy as np
+
+    from platform_assets.ml.metrics import rank_auc
+
+    rng = np.random.default_rng(seed)
+    everyone = {**policies, **baselines}
+    needed = {(model, month) for served in everyone.values() for model, month in zip(served, months)}
+    means: dict[str, list[float]] = {name: [] for name in everyone}
+    for _ in range(resamples):
+        auc: dict[tuple[str, str], float] = {}
+        for month in months:
+            y = labels[month]
+            draw = rng.integers(0, len(y), len(y))
+            for model in {m for m, mo in needed if mo == month}:
+                auc[(model, month)] = rank_auc(y[draw], scores[(model, month)][draw])
+        for name, served in everyone.items():
+            means[name].append(sum(auc[(m, mo)] for m, mo in zip(served, months)) / len(months))
+    tail = (1 - level) / 2
+    out = {}
+    for name in policies:
+        for base in baselines:
+            diff = np.asarray(means[name]) - np.asarray(means[base])
+            out[(name, base)] = (float(np.quantile(diff, tail)), float(np.quantile(diff, 1 - tail)))
+    return out

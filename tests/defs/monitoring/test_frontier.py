@@ -125,3 +125,26 @@ def test_the_frontier_check_fails_when_its_default_is_not_the_replay_that_ran() 
     failed = frontier_check(other, table, RetrainPolicy())
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     assert f"replay 2 retrains, mean AUC 0.5000; frontier {default.retrains}" in failed.description
+
+
+def test_paired_intervals_separate_a_better_policy_and_are_zero_for_the_same_models() -> None:
+    from platform_assets.ml.frontier import paired_intervals
+
+    rng = np.random.default_rng(3)
+    months = ["05", "06"]
+    labels = {m: rng.integers(0, 2, 4000).astype(float) for m in months}
+    # "good" sees the label through noise; "weak" through ten times the noise.
+    scores = {}
+    for m in months:
+        scores[("good", m)] = labels[m] + rng.normal(0, 0.8, 4000)
+        scores[("weak", m)] = labels[m] + rng.normal(0, 8.0, 4000)
+    found = paired_intervals(
+        months, labels, scores,
+        policies={"retrains": ["weak", "good"], "same": ["weak", "weak"]},
+        baselines={"frozen": ["weak", "weak"]},
+        resamples=50,
+    )
+    low, high = found[("retrains", "frozen")]
+    gain = (rank_auc(labels["06"], scores[("good", "06")]) - rank_auc(labels["06"], scores[("weak", "06")])) / 2
+    assert 0 < low < gain < high  # the paired interval holds the observed gain, well above zero
+    assert found[("same", "frozen")] == (0.0, 0.0)  # same models on the same draws: no difference at all
