@@ -33,7 +33,7 @@ def write_late_model(models_dir: Path) -> Path:
         training={"start_month": TRAIN_START, "end_month": TRAIN_END, "holdout_months": 1, "recipe": FAST_TRAINING},
         # A policy that retrains on any report with a one-month window, so the synthetic quarter has
         # a retrain to decide: the trailing month before March is February.
-        retrain={"auc_drop_threshold": -1.0, "window_months": 1, "min_auc_gain": -1.0, "sensor": "running"},
+        retrain={"auc_drop_threshold": -1.0, "window_months": 1, "min_auc_gain": -1.0, "refit": True, "sensor": "running"},
     )
     target = models_dir / "late" / "defs.yaml"
     target.parent.mkdir(parents=True)
