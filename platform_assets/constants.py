@@ -29,6 +29,8 @@ DRIFT_SAMPLE_ROWS = 5000
 DRIFT_SHARE_THRESHOLD: float | None = None
 AUC_DROP_THRESHOLD = 0.03
 AUC_INTERVAL_RESAMPLES = 200
+# Resamples of the paired bootstrap of each replayed policy's mean AUC against frozen and monthly.
+POLICY_INTERVAL_RESAMPLES = 100
 RETRAIN_WINDOW_MONTHS = 4
 
 # The replay of 2013: the first champion trains on these months and is gated on the next month;

@@ -99,9 +99,9 @@ def test_loading_the_code_location_imports_no_heavy_library(tmp_path) -> None:
     assert not (tmp_path / "home").exists(), "loading the definitions wrote to PLATFORM_HOME"
 
 
-# Pipeline assets (ingestion to Feast, serving, the replay summary) and each declared model's six.
+# Pipeline assets (ingestion to Feast, serving, the replay summary) and each declared model's seven.
 PIPELINE_ASSETS = 29
-MODEL_ASSETS = ("training_set", "model", "evaluation", "champion", "predictions", "drift_report")
+MODEL_ASSETS = ("training_set", "model", "evaluation", "refit", "champion", "predictions", "drift_report")
 
 
 def test_the_graph_holds_the_pipeline_and_six_assets_per_declared_model(graph) -> None:
@@ -122,6 +122,8 @@ def test_each_declared_model_is_its_own_group_with_gate_jobs_sensor_and_schedule
     parents = {p.to_user_string() for p in graph.get(dg.AssetKey([prefix, "training_set"])).parent_keys}
     assert {"flight_training_events", "feat_origin_weather", "feast_registry"} <= parents
     assert dg.AssetKey([prefix, "champion"]) in graph.get(dg.AssetKey([prefix, "predictions"])).parent_keys
+    # The champion promotes after the refit step (which refits through the gate's months, or says why not).
+    assert graph.get(dg.AssetKey([prefix, "champion"])).parent_keys == {dg.AssetKey([prefix, "refit"])}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert (f"{prefix}/evaluation", "promotion_gate") in checks
     assert {f"{prefix}_train_and_promote", f"{prefix}_monthly_scoring", f"{prefix}_hyperparameter_search"} <= {

@@ -14,7 +14,13 @@ from platform_assets import constants
 from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.ml.declaration import ModelDeclaration, declared
 from platform_assets.ml.figures import figure
-from platform_assets.ml.frontier import MonthScore, PolicyOutcome, gain_share, simulate
+from platform_assets.ml.frontier import (
+    MonthScore,
+    PolicyOutcome,
+    gain_share,
+    paired_intervals,
+    simulate,
+)
 from platform_assets.ml.metrics import rank_auc
 from platform_assets.ml.params import RUNTIME_PARAMS, TrainParams
 from platform_assets.ml.policy import RetrainPolicy
@@ -172,29 +178,43 @@ def threshold_label(t: float) -> str:
     return "every report" if t == -math.inf else "never" if t == math.inf else f"{t:g}"
 
 
+def interval_label(interval: tuple[float, float]) -> str:
+    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
 def frontier_table(
-    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: float
+    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: PolicyOutcome
 ) -> "pl.DataFrame":
     import polars as pl
 
     rows = [
         {
             "policy": f"AUC drop >= {threshold_label(o.threshold)}",
+            # What a promotion serves: the gated candidate (trained through the month before the
+            # report, as this replay ran), or its refit through the report's month.
+            "design": "refit through m" if o.refit else "candidate (through m-1)",
             "retrains": o.retrains,
             "promotions": o.promotions,
             "mean_auc": o.mean_auc,
             "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
-            "default": o.threshold == default,
+            # Paired bootstrap 95% intervals (flights resampled within each month) of its mean AUC
+            # minus the frozen model's and minus retraining every month's.
+            "vs_frozen_95": interval_label(o.intervals["frozen"]),
+            "vs_monthly_95": interval_label(o.intervals["monthly"]),
+            "default": o is default,
         }
-        for o in sorted(outcomes, key=lambda o: -o.threshold)
+        for o in sorted(outcomes, key=lambda o: (o.refit, -o.threshold))
     ]
     rows.append(
         {
             "policy": "retrain every month (ungated, trained through the month before)",
+            "design": "every month",
             "retrains": monthly_retrains,
             "promotions": monthly_retrains,
             "mean_auc": monthly,
             "share_of_monthly_gain": 1.0,
+            "vs_frozen_95": "",
+            "vs_monthly_95": "",
             "default": False,
         }
     )
@@ -220,6 +240,7 @@ class PolicyScores:
     holdout: dict[str, float]
     labelled: dict[str, "pl.DataFrame"]
     fits: Any
+    probabilities: dict[tuple[str, str], Any]  # (model, month) -> scores of the month's labelled flights
 
 
 def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPolicy) -> PolicyScores:
@@ -243,6 +264,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
     # the same model, scored once).
     pairs = list(dict.fromkeys((model_of[start], month) for k, start in enumerate(months) for month in months[k:]))
     scores: dict[tuple[str, str], MonthScore] = {}
+    probabilities: dict[tuple[str, str], Any] = {}
 
     def score(model: str, month: str) -> MonthScore:
         y = labelled[month][TARGET].to_numpy()
@@ -251,6 +273,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
             proba = logged[PREDICTION].to_numpy()  # exactly what the drift report decided on
         else:
             proba = scorers[model](features[month])
+        probabilities[(model, month)] = proba
         return MonthScore(rank_auc(y, proba), auc_interval(y, proba, resamples=constants.AUC_INTERVAL_RESAMPLES)[1])
 
     # The registered models and the fit cache's hits score while the other fits train; the rest
@@ -266,7 +289,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
         tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model in registered else None
         # The gate's held-out month of M(m) is m; the tag keeps 5 decimals.
         holdout[model] = float(tag) if tag else round(scores[(model, month)].auc, 5)
-    return PolicyScores(scores, holdout, labelled, fits)
+    return PolicyScores(scores, holdout, labelled, fits, probabilities)
 
 
 def replay_table(instance: dg.DagsterInstance, plan: MonthlyPolicy, scored: PolicyScores) -> "pl.DataFrame":
@@ -320,12 +343,23 @@ def frontier(table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, p
     monthly_retrains = len(plan.months) - 1
     grid = sorted({*FRONTIER_THRESHOLDS, policy.auc_drop_threshold})
     outcomes = [
-        simulate(t, plan.months, plan.model_of, scored.scores, scored.holdout, policy.min_auc_gain) for t in grid
+        simulate(t, plan.months, plan.model_of, scored.scores, scored.holdout, policy.min_auc_gain, refit)
+        for refit in (False, True)
+        for t in grid
     ]
-    rows = frontier_table(
-        outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, policy.auc_drop_threshold
+    intervals = paired_intervals(
+        plan.months,
+        {m: scored.labelled[m][TARGET].to_numpy() for m in plan.months},
+        scored.probabilities,
+        {str(i): o.champions for i, o in enumerate(outcomes)},
+        {"frozen": [plan.model_of[plan.months[0]]] * len(plan.months), "monthly": [plan.model_of[m] for m in plan.months]},
+        resamples=constants.POLICY_INTERVAL_RESAMPLES,
     )
-    default = next(o for o in outcomes if o.threshold == policy.auc_drop_threshold)
+    for i, outcome in enumerate(outcomes):
+        outcome.intervals = {base: intervals[(str(i), base)] for base in ("frozen", "monthly")}
+    # The replay ran the policy's own design: the default row is that design at its threshold.
+    default = next(o for o in outcomes if o.threshold == policy.auc_drop_threshold and o.refit == policy.refit)
+    rows = frontier_table(outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, default)
     matches = (
         default.retrains == int(table["retrained"].sum())
         and abs(default.mean_auc - means["auc_drift_policy"]) < 1e-9

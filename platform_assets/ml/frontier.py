@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
 
@@ -30,10 +31,13 @@ class MonthScore:
 @dataclass
 class PolicyOutcome:
     threshold: float
+    refit: bool = False
     retrains: int = 0
     promotions: int = 0
     aucs: list[float] = field(default_factory=list)
     champions: list[str] = field(default_factory=list)
+    # Paired bootstrap intervals of its mean AUC minus a baseline's ("frozen", "monthly").
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def mean_auc(self) -> float:
@@ -47,22 +51,33 @@ def simulate(
     scores: Mapping[tuple[str, str], MonthScore],
     holdout: Mapping[str, float],
     min_auc_gain: float,
+    refit: bool = False,
 ) -> PolicyOutcome:
-    """The policy at one threshold: model_of[m] is M(m); scores[(model, month)]; holdout[model]."""
-    out = PolicyOutcome(threshold)
+    """The policy at one threshold: model_of[m] is M(m); scores[(model, month)]; holdout[model].
+
+    A retrain on month m's report trains M(m) (through m-1) and gates it on m. Without `refit` the
+    gated candidate is promoted and serves from m+1, a month staler than M(m+1); with `refit` the
+    same recipe is refitted through m, M(m+1), and that is promoted (its reference AUC for the next
+    decisions is the gate's AUC of the candidate on m)."""
+    out = PolicyOutcome(threshold, refit)
     champion = model_of[months[0]]
-    for month in months:
+    reference = holdout[champion]
+    for i, month in enumerate(months):
         score = scores[(champion, month)]
         out.aucs.append(score.auc)
         out.champions.append(champion)
         candidate = model_of[month]
         if candidate == champion:  # the champion already trained on this month's window
             continue
-        if holdout[champion] - score.auc_high >= threshold:
+        if reference - score.auc_high >= threshold:
             out.retrains += 1
-            if scores[(candidate, month)].auc - score.auc >= min_auc_gain:
-                champion = candidate
+            gate_auc = scores[(candidate, month)].auc
+            if gate_auc - score.auc >= min_auc_gain:
                 out.promotions += 1
+                if not refit:
+                    champion, reference = candidate, holdout[candidate]
+                elif i + 1 < len(months):  # the refit serves from the next month on
+                    champion, reference = model_of[months[i + 1]], holdout[candidate]
     return out
 
 
@@ -75,20 +90,22 @@ def plot(
     points: Sequence[PolicyOutcome],
     frozen: float,
     monthly: tuple[int, float],
-    default: float,
+    default: PolicyOutcome,
 ) -> Figure:
     from platform_assets.ml.figures import figure
 
     fig, ax = figure(7, 4)
-    finite = sorted((p for p in points if math.isfinite(p.threshold)), key=lambda p: (p.retrains, p.mean_auc))
-    ax.plot([p.retrains for p in finite], [p.mean_auc for p in finite], marker="o", color="tab:blue",
-            label="AUC-drop policy at each threshold")
-    for p in finite:
-        ax.annotate(f"{p.threshold:g}", (p.retrains, p.mean_auc), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    chosen = [p for p in points if p.threshold == default]
-    if chosen:
-        ax.scatter([chosen[0].retrains], [chosen[0].mean_auc], s=120, facecolors="none", edgecolors="red",
-                   label=f"default threshold {default:g}", zorder=3)
+    for refit, color, label in ((False, "tab:blue", "promote the candidate (through m-1)"),
+                                (True, "tab:orange", "promote its refit (through m)")):
+        finite = sorted(
+            (p for p in points if math.isfinite(p.threshold) and p.refit == refit),
+            key=lambda p: (p.retrains, p.mean_auc),
+        )
+        ax.plot([p.retrains for p in finite], [p.mean_auc for p in finite], marker="o", color=color, label=label)
+        for p in finite:
+            ax.annotate(f"{p.threshold:g}", (p.retrains, p.mean_auc), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.scatter([default.retrains], [default.mean_auc], s=120, facecolors="none", edgecolors="red",
+               label=f"default threshold {default.threshold:g} (the replay)", zorder=3)
     ax.scatter([0], [frozen], marker="s", color="grey", label="frozen first model", zorder=3)
     ax.scatter([monthly[0]], [monthly[1]], marker="^", color="tab:green", label="retrain every month", zorder=3)
     ax.set_xlabel("retrains over the replay")
@@ -96,3 +113,46 @@ def plot(
     ax.set_title("Retraining policy frontier (labels: AUC-drop threshold)")
     ax.legend(fontsize=7)
     return fig
+
+
+def paired_intervals(
+    months: Sequence[str],
+    labels: Mapping[str, "np.ndarray"],
+    scores: Mapping[tuple[str, str], "np.ndarray"],
+    policies: Mapping[str, Sequence[str]],
+    baselines: Mapping[str, Sequence[str]],
+    resamples: int = 100,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """Paired percentile-bootstrap intervals of (policy's mean AUC minus a baseline's), per policy and
+    baseline: each resample draws the flights of every month once (with replacement) and scores
+    every policy and baseline on the same draw, so the month-to-month noise they share cancels.
+
+    policies and baselines map a name to the model that scored each month (in `months`' order);
+    scores[(model, month)] are its probabilities for the month's labelled flights, labels[month].
+    """
+    import numpy as np
+
+    from platform_assets.ml.metrics import rank_auc
+
+    rng = np.random.default_rng(seed)
+    everyone = {**policies, **baselines}
+    needed = {(model, month) for served in everyone.values() for model, month in zip(served, months)}
+    means: dict[str, list[float]] = {name: [] for name in everyone}
+    for _ in range(resamples):
+        auc: dict[tuple[str, str], float] = {}
+        for month in months:
+            y = labels[month]
+            draw = rng.integers(0, len(y), len(y))
+            for model in {m for m, mo in needed if mo == month}:
+                auc[(model, month)] = rank_auc(y[draw], scores[(model, month)][draw])
+        for name, served in everyone.items():
+            means[name].append(sum(auc[(m, mo)] for m, mo in zip(served, months)) / len(months))
+    tail = (1 - level) / 2
+    out = {}
+    for name in policies:
+        for base in baselines:
+            diff = np.asarray(means[name]) - np.asarray(means[base])
+            out[(name, base)] = (float(np.quantile(diff, tail)), float(np.quantile(diff, 1 - tail)))
+    return out

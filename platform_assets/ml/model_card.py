@@ -37,6 +37,8 @@ class CardFacts:
     gate_reason: str
     # The Optuna trials of the search that chose the recipe, when this version ran one.
     search_trials: tuple[dict[str, Any], ...] = ()
+    refit_of: str = ""
+    """For a refit: the gated candidate it refits, e.g. "v3, trained on 2013-05..2013-08, gated on 2013-09"."""
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], flag: str | None = None) -> str:
@@ -69,6 +71,16 @@ def render(facts: CardFacts, report: EvaluationReport) -> str:
         f"<p>Predicts <code>{html.escape(facts.label)}</code> from the feature service "
         f"<code>{html.escape(facts.feature_service)}</code>. Trained on {html.escape(facts.training_window)}; "
         f"evaluated on {html.escape(', '.join(report.months))} ({report.rows} labelled flights).</p>",
+        *(
+            [
+                f"<h2>Refit of {html.escape(facts.refit_of)}</h2><p>The same recipe trained through the gate's "
+                f"month{'s' if len(report.months) > 1 else ''}, {html.escape(facts.training_window)}, and promoted in "
+                "the candidate's place: the gate and the held-out metrics below are the candidate's, on months "
+                "this version trained on.</p>"
+            ]
+            if facts.refit_of
+            else []
+        ),
         f"<h2>Gate: {decision}</h2><p>{html.escape(facts.gate_reason)}</p>",
         "<h2>Held-out metrics</h2>",
         _table(metrics, ["model", "auc", "log_loss", "brier", "ece"]),

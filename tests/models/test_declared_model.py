@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import polars as pl
 import yaml
 
@@ -32,7 +33,7 @@ def write_late_model(models_dir: Path) -> Path:
         training={"start_month": TRAIN_START, "end_month": TRAIN_END, "holdout_months": 1, "recipe": FAST_TRAINING},
         # A policy that retrains on any report with a one-month window, so the synthetic quarter has
         # a retrain to decide: the trailing month before March is February.
-        retrain={"auc_drop_threshold": -1.0, "window_months": 1, "min_auc_gain": -1.0, "sensor": "running"},
+        retrain={"auc_drop_threshold": -1.0, "window_months": 1, "min_auc_gain": -1.0, "refit": True, "sensor": "running"},
     )
     target = models_dir / "late" / "defs.yaml"
     target.parent.mkdir(parents=True)
@@ -65,7 +66,7 @@ def test_a_third_models_yaml_alone_adds_its_definitions_and_server_route(tmp_pat
     assert out.returncode == 0, out.stderr[-3000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found == {
-        "assets": [f"late/{a}" for a in ("champion", "drift_report", "evaluation", "model", "predictions", "training_set")],
+        "assets": [f"late/{a}" for a in ("champion", "drift_report", "evaluation", "model", "predictions", "refit", "training_set")],
         "checks": ["late/evaluation:promotion_gate"],
         "jobs": ["late_hyperparameter_search", "late_monthly_scoring", "late_train_and_promote"],
         "sensors": ["late_drift_retrain_sensor"],
@@ -82,7 +83,7 @@ def test_a_third_models_yaml_runs_its_whole_loop(home: Path, resources: dict, tm
     keys = component.keys
     with dg.DagsterInstance.ephemeral() as instance:
         training = dg.materialize(
-            assets, selection=[keys.key(a) for a in ("training_set", "model", "evaluation", "champion")],
+            assets, selection=[keys.key(a) for a in ("training_set", "model", "evaluation", "refit", "champion")],
             resources=resources, instance=instance,
         )
         assert training.success
@@ -112,15 +113,28 @@ def test_a_third_models_yaml_runs_its_whole_loop(home: Path, resources: dict, tm
         [request] = decided.run_requests
         assert request.tags["platform/model"] == "late" and request.tags["platform/drift_report_month"] == HOLDOUT
         assert request.run_config["ops"]["late__training_set"]["config"] == {"start_month": "2013-02", "end_month": "2013-02"}
+        assert request.run_config["ops"]["late__refit"]["config"] == {"refit": True}
         retrain = dg.materialize(
-            assets, selection=[keys.key(a) for a in ("training_set", "model", "evaluation", "champion")],
+            assets, selection=[keys.key(a) for a in ("training_set", "model", "evaluation", "refit", "champion")],
             resources=resources, instance=instance, run_config=request.run_config, tags=request.tags,
         )
         assert retrain.success
         assert metadata(retrain, "late/model")["hyperparameters_from"] == "champion v1's recipe"
-        retrained = client.get_model_version("flight_late_model", "2")
-        assert retrained.tags["training_window"] == "2013-02..2013-02"
-        assert str(alias_version(client, CHAMPION, "flight_late_model").version) == "2"
+        candidate = client.get_model_version("flight_late_model", "2")
+        assert candidate.tags["training_window"] == "2013-02..2013-02"
+        # The gate passed on March, so the recipe was refitted through March and the refit promoted:
+        # it trains on the report's month, whose labels the report read, and on no later month.
+        refit = client.get_model_version("flight_late_model", "3")
+        assert refit.tags["training_window"] == f"{HOLDOUT}..{HOLDOUT}" and refit.tags["refit_of"] == "2"
+        assert refit.tags["gated_window"] == "2013-02..2013-02" and candidate.tags["refit_version"] == "3"
+        assert refit.tags["holdout_auc"] == candidate.tags["holdout_auc"]  # the drift rule's reference
+        refit_rows = pl.read_parquet(refit.tags["training_data_path"])
+        assert set(refit_rows["flight_month"]) == {HOLDOUT}
+        assert refit_rows["event_timestamp"].max() < pd.Timestamp("2013-04-01", tz="UTC")
+        assert str(alias_version(client, CHAMPION, "flight_late_model").version) == "3"
+        assert metadata(retrain, "late/champion")["refit_of"] == "v2"
+        card = (PlatformPaths(home).model_card("flight_late_model", "3")).read_text()
+        assert "Refit of v2, trained on 2013-02..2013-02, gated on 2013-03" in card
         # The next tick, from the stored cursor: the report was read once, nothing new is asked for.
         again = sensor(dg.build_sensor_context(instance=instance, cursor=decided.cursor))
         assert isinstance(again, dg.SkipReason) and "no late/drift_report materialized after" in again.skip_message

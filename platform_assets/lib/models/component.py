@@ -16,6 +16,7 @@ from platform_assets.lib.k8s import gpu_step_k8s_config
 from platform_assets.lib.models.config import ModelConfigs
 from platform_assets.lib.models.keys import TRAINING_ASSETS, ModelKeys
 from platform_assets.lib.models.promotion import build_champion_asset, build_evaluation_asset
+from platform_assets.lib.models.refit import build_refit_asset
 from platform_assets.lib.models.scoring import build_drift_report_asset, build_predictions_asset
 from platform_assets.lib.models.search_job import build_search_job
 from platform_assets.lib.models.sensor import build_drift_retrain_sensor, build_scheduled_retrain
@@ -45,6 +46,7 @@ class ModelLifecycle(dg.Component, dg.Resolvable, ModelDeclaration):
             build_training_set_asset(spec, keys, configs.training_set),
             build_model_asset(spec, keys, configs.training, self.training_op_tags()),
             build_evaluation_asset(spec, keys, configs.evaluation),
+            build_refit_asset(spec, keys, self.training_op_tags()),
             build_champion_asset(spec, keys),
             build_predictions_asset(spec, keys),
             build_drift_report_asset(spec, keys),

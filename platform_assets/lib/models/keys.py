@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-ASSETS = ("training_set", "model", "evaluation", "champion", "predictions", "drift_report")
-TRAINING_ASSETS = ASSETS[:4]
+ASSETS = ("training_set", "model", "evaluation", "refit", "champion", "predictions", "drift_report")
+TRAINING_ASSETS = ASSETS[:5]
 GATE_CHECK = "promotion_gate"
 
 
@@ -39,6 +39,10 @@ class ModelKeys:
     @property
     def evaluation(self) -> dg.AssetKey:
         return self.key("evaluation")
+
+    @property
+    def refit(self) -> dg.AssetKey:
+        return self.key("refit")
 
     @property
     def champion(self) -> dg.AssetKey:

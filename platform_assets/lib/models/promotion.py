@@ -1,6 +1,7 @@
 """A declared model's gate and promotion: the candidate evaluated on the months after its window
 (check `promotion_gate`, model card), then promoted to the MLflow alias `champion` if it passed."""
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from platform_assets.ml.figures import calibration, markdown_image
 from platform_assets.ml.registry import CANDIDATE
 from platform_assets.ml.spec import ModelSpec
 from platform_assets.months import MonthWindow
+
+EVALUATION_REPORT = "evaluation_report.json"
 
 if TYPE_CHECKING:
     from platform_assets.ml.evaluation import EvaluationReport
@@ -164,6 +167,8 @@ def log_evaluation(
         mlflow.log_metrics({k: v for k, v in flat.items() if np.isfinite(v)})
         mlflow.log_dict(report.reliability, "reliability.json")
         mlflow.log_dict(report.slices, "slices.json")
+        # The whole report, for the model card of the candidate's refit (lib/models/refit.py).
+        mlflow.log_dict(dataclasses.asdict(report), EVALUATION_REPORT)
         mlflow.set_tag("gate_passed", str(decision.passed).lower())
         card = write_model_card(spec, platform.paths, client, candidate, report, decision)
         mlflow.log_artifact(str(card))
@@ -258,7 +263,7 @@ def build_champion_asset(spec: ModelSpec, keys: ModelKeys) -> dg.AssetsDefinitio
     @dg.asset(
         key=keys.champion,
         group_name=keys.prefix,
-        deps=[keys.evaluation],
+        deps=[keys.refit],
         kinds={"mlflow"},
         # Not materialized when the gate rejected the candidate: the step succeeds and Dagster
         # records the promotion as skipped.
@@ -286,9 +291,11 @@ def build_champion_asset(spec: ModelSpec, keys: ModelKeys) -> dg.AssetsDefinitio
                 f"({candidate.tags.get('gate_reason', 'see the check')}); the champion stays"
             )
             return
-        promotion = promote(client, candidate.version, spec.name)
+        # The refit through the gate's months when the retrain made one (lib/models/refit.py).
+        promoted = candidate.tags.get("refit_version", str(candidate.version))
+        promotion = promote(client, promoted, spec.name)
         client.set_model_version_tag(
-            spec.name, candidate.version, "promoted_by_dagster_run", context.run.run_id
+            spec.name, promoted, "promoted_by_dagster_run", context.run.run_id
         )
         context.log.info(f"champion is now v{promotion.champion} (previous: {promotion.previous})")
         yield dg.MaterializeResult(
@@ -296,7 +303,8 @@ def build_champion_asset(spec: ModelSpec, keys: ModelKeys) -> dg.AssetsDefinitio
                 "champion_version": promotion.champion,
                 "previous_version": promotion.previous or "none",
                 "holdout_auc": round(float(candidate.tags.get("holdout_auc", "nan")), 4),
-                "training_window": candidate.tags.get("training_window", ""),
+                "training_window": client.get_model_version(spec.name, promoted).tags.get("training_window", ""),
+                "refit_of": f"v{candidate.version}" if promoted != str(candidate.version) else "none",
                 "model_version_url": mlflow_store.model_version_url(spec.name, promotion.champion),
                 "model_card": platform.report_link(platform.paths.model_card(spec.name, promotion.champion)),
             }

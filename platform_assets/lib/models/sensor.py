@@ -28,6 +28,7 @@ def retrain_run_config(keys: ModelKeys, policy: RetrainPolicy, month: str) -> di
             # A retrain keeps the champion's hyperparameters (its search's winner); only the window moves.
             keys.op("model"): {"config": {**span, "hyperparameters": "champion"}},
             keys.op("evaluation"): {"config": {"min_auc_gain": policy.min_auc_gain}},
+            keys.op("refit"): {"config": {"refit": policy.refit}},
         }
     }
 

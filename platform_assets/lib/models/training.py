@@ -184,8 +184,11 @@ def fit_and_log(
     return result, log_model(result, frame.head(256), registered_name=spec.name)
 
 
-def register(client: Any, spec: ModelSpec, version: str, tags: dict[str, str], lineage: str, window: MonthWindow) -> None:
-    """Tag the new version with its lineage, then make it the candidate."""
+def register(
+    client: Any, spec: ModelSpec, version: str, tags: dict[str, str], lineage: str, window: MonthWindow,
+    candidate: bool = True,
+) -> None:
+    """Tag the new version with its lineage, then (unless it is a refit) make it the candidate."""
     version_tags = {
         **tags,
         "raw_files": lineage,
@@ -196,7 +199,8 @@ def register(client: Any, spec: ModelSpec, version: str, tags: dict[str, str], l
     }
     for key, value in version_tags.items():
         client.set_model_version_tag(spec.name, version, key, value)
-    client.set_registered_model_alias(spec.name, CANDIDATE, version)
+    if candidate:
+        client.set_registered_model_alias(spec.name, CANDIDATE, version)
 
 
 def model_metadata(

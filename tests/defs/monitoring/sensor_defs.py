@@ -66,12 +66,21 @@ def evaluation(config: Gate) -> None:
     """Stand-in for the gate: same config interface as the real asset."""
 
 
-retrain = dg.define_asset_job(KEYS.train_job, selection=[training_set, model, evaluation])
+class Refit(dg.Config):
+    refit: bool = Field(default=False, description="refit through the gate's months")
+
+
+@dg.asset(key=KEYS.refit, deps=[evaluation])
+def refit(config: Refit) -> None:
+    """Stand-in for the refit: same config interface as the real asset."""
+
+
+retrain = dg.define_asset_job(KEYS.train_job, selection=[training_set, model, evaluation, refit])
 # The drifted share as a trigger too, as a team may set it: these reports carry only a share.
 POLICY = RetrainPolicy(drift_share_threshold=0.75)
 
 defs = dg.Definitions(
-    assets=[drift_report, training_set, model, evaluation],
+    assets=[drift_report, training_set, model, evaluation, refit],
     jobs=[retrain],
     sensors=[build_drift_retrain_sensor(KEYS, POLICY, KEYS.train_job, dg.DefaultSensorStatus.RUNNING)],
 )

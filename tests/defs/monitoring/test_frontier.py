@@ -2,6 +2,7 @@
 
 import math
 
+import dagster as dg
 import numpy as np
 import pytest
 
@@ -83,3 +84,67 @@ def test_auc_interval_equals_ranking_every_resample_afresh() -> None:
     aucs = np.array([rank_auc(y[rows], s[rows]) for rows in draws])
     low, high = auc_interval(y, s, resamples=50)
     assert (low, high) == pytest.approx((np.quantile(aucs, 0.025), np.quantile(aucs, 0.975)), abs=1e-12)
+
+
+def test_refit_through_the_reports_month_serves_the_retrain_every_month_model() -> None:
+    """The stale retrain removed: a retrain on m's report gates M(m) on m, then promotes its refit
+    through m, M(m+1), which scores m+1 as retraining every month would."""
+    always = simulate(-math.inf, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0, refit=True)
+    # 06's retrain promotes the refit M(07), which scores 07 as the monthly model does; on 07 it is
+    # already the model of 07's window (no retrain); 08's retrain has no later month to serve.
+    assert always.refit and always.retrains == 2 and always.promotions == 2
+    assert always.champions == ["v1", "v1", "v3", "v3"]
+    assert always.aucs[2] == SCORES[(MODEL_OF["07"], "07")].auc
+    # The old design, on the same scores: a month behind.
+    stale = simulate(-math.inf, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    assert stale.mean_auc < always.mean_auc
+
+
+def test_a_refit_is_promoted_only_when_its_candidate_passed_the_gate() -> None:
+    # v2 is worse than the champion on 06: the gate keeps v1, so no refit is promoted after 06; 07's
+    # candidate passes, and its refit M(08) serves 08.
+    scores = {**SCORES, ("v2", "06"): score(0.70)}
+    outcome = simulate(-math.inf, MONTHS, MODEL_OF, scores, HOLDOUT, min_auc_gain=0.0, refit=True)
+    assert outcome.champions == ["v1", "v1", "v1", "v4"]
+    assert (outcome.retrains, outcome.promotions) == (2, 1)
+
+
+def test_the_frontier_check_fails_when_its_default_is_not_the_replay_that_ran() -> None:
+    import polars as pl
+
+    from platform_assets.defs.monitoring.assets import frontier_check
+    from platform_assets.lib.retrain_replay import Frontier
+    from platform_assets.ml.policy import RetrainPolicy
+
+    default = simulate(0.01, MONTHS, MODEL_OF, SCORES, HOLDOUT, min_auc_gain=0.0)
+    table = pl.DataFrame({"retrained": [False, True, True, False]})
+    means = {"auc_drift_policy": default.mean_auc, "auc_frozen": 0.0, "auc_monthly": 0.0}
+    same = Frontier([default], pl.DataFrame(), default, means, 3, matches=True)
+    assert frontier_check(same, table, RetrainPolicy()).passed
+    other = Frontier([default], pl.DataFrame(), default, {**means, "auc_drift_policy": 0.5}, 3, matches=False)
+    failed = frontier_check(other, table, RetrainPolicy())
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert f"replay 2 retrains, mean AUC 0.5000; frontier {default.retrains}" in failed.description
+
+
+def test_paired_intervals_separate_a_better_policy_and_are_zero_for_the_same_models() -> None:
+    from platform_assets.ml.frontier import paired_intervals
+
+    rng = np.random.default_rng(3)
+    months = ["05", "06"]
+    labels = {m: rng.integers(0, 2, 4000).astype(float) for m in months}
+    # "good" sees the label through noise; "weak" through ten times the noise.
+    scores = {}
+    for m in months:
+        scores[("good", m)] = labels[m] + rng.normal(0, 0.8, 4000)
+        scores[("weak", m)] = labels[m] + rng.normal(0, 8.0, 4000)
+    found = paired_intervals(
+        months, labels, scores,
+        policies={"retrains": ["weak", "good"], "same": ["weak", "weak"]},
+        baselines={"frozen": ["weak", "weak"]},
+        resamples=50,
+    )
+    low, high = found[("retrains", "frozen")]
+    gain = (rank_auc(labels["06"], scores[("good", "06")]) - rank_auc(labels["06"], scores[("weak", "06")])) / 2
+    assert 0 < low < gain < high  # the paired interval holds the observed gain, well above zero
+    assert found[("same", "frozen")] == (0.0, 0.0)  # same models on the same draws: no difference at all

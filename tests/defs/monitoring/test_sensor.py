@@ -46,6 +46,7 @@ def test_drifted_month_requests_one_retrain_on_the_trailing_window() -> None:
         assert request.run_config["ops"]["delay__training_set"]["config"] == window
         assert request.run_config["ops"]["delay__model"]["config"] == {**window, "hyperparameters": "champion"}
         assert request.run_config["ops"]["delay__evaluation"]["config"] == {"min_auc_gain": 0.0}
+        assert request.run_config["ops"]["delay__refit"]["config"] == {"refit": False}  # the policy's default
         assert request.tags["platform/drift_report_month"] == "2013-07"
         assert request.tags["platform/model"] == "delay"
 
