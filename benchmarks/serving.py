@@ -192,7 +192,7 @@ def main() -> int:
         processes[0].terminate()
         processes[0].wait(timeout=30)  # flushes the request log
         from platform_assets.serving.evaluation import served_features
-        from platform_assets.serving.request_log import read_all
+        from platform_assets.serving.request_log_files import read_all
 
         served = served_features(read_all(PlatformPaths(home / "bench_home"), MODEL.name)).set_index("flight_id")
         same = offline.set_index("flight_id").loc[ids].copy()

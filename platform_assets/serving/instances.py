@@ -1,7 +1,8 @@
 """Request instances: a `flights.csv` row without its outcome columns, checked field by field.
 
-Every broken rule is reported with the field it concerns (`instances[3].sched_dep_time`) and the
-rule's name, so a client can fix its request without reading the server's code.
+Every broken rule is reported with the field it concerns (`instances[3].sched_dep_time` in a v1
+body, `sched_dep_time[3]` in a v2 one) and the rule's name, so a client can fix its request without
+reading the server's code.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -124,13 +126,29 @@ def parse_body(
     instances = body["instances"]
     if not isinstance(instances, list) or not instances:
         raise RequestError([("instances", "non-empty list", f"got {instances!r:.60}")])
+    return parse_instances(instances, origins, airports, _v1_name)
+
+
+def _v1_name(index: int, field: str) -> str:
+    return f"instances[{index}].{field}" if field else f"instances[{index}]"
+
+
+def parse_instances(
+    instances: Sequence[Any],
+    origins: Collection[str],
+    airports: Collection[str],
+    name: Callable[[int, str], str],
+) -> list[Flight]:
+    """Flights of instances (dicts of a flight's fields), or RequestError naming every broken rule;
+    `name(index, field)` says where a field is in the request (`instances[3].origin` in v1,
+    `origin[3]` in v2; the field is empty for the instance itself)."""
     if len(instances) > MAX_INSTANCES:
         raise RequestError(
             [("instances", f"at most {MAX_INSTANCES} instances", f"got {len(instances)}")]
         )
     flights, problems = [], []
     for i, instance in enumerate(instances):
-        flight, broken = _parse_instance(f"instances[{i}]", instance, origins, airports)
+        flight, broken = _parse_instance(partial(name, i), instance, origins, airports)
         problems += broken
         if flight is not None:
             flights.append(flight)
@@ -144,16 +162,16 @@ _Broken = Callable[[str, str, str], None]
 
 
 def _parse_instance(
-    at: str, instance: Any, origins: Collection[str], airports: Collection[str]
+    name: Callable[[str], str], instance: Any, origins: Collection[str], airports: Collection[str]
 ) -> tuple[Flight | None, list[tuple[str, str, str]]]:
     """The instance's flight, or None and every broken rule, checked in stages: types first, then
     the values (codes, date and times), then the derived fields given beside them."""
     if not isinstance(instance, Mapping):
-        return None, [(at, "JSON object", f"got {type(instance).__name__}")]
+        return None, [(name(""), "JSON object", f"got {type(instance).__name__}")]
     problems: list[tuple[str, str, str]] = []
 
     def broken(field: str, rule: str, detail: str) -> None:
-        problems.append((f"{at}.{field}", rule, detail))
+        problems.append((name(field), rule, detail))
 
     _check_fields(instance, broken)
     if problems:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +20,14 @@ from tests.serving.world import FS_YAML, MODEL, World, build_world
 
 MODEL_URL = "/v1/models/flight_delay_model"
 REPLAY_DAYS = (1, 2)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll until the event happened (the deadline only turns a hang into a failure)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +53,25 @@ class Server:
     def predict(self, instances: list[dict], session: requests.Session | None = None) -> requests.Response:
         return (session or requests).post(self.predict_url, json={"instances": instances}, timeout=30)
 
+    def infer_url(self, model: str = "flight_delay_model") -> str:
+        return f"{self.url}/v2/models/{model}/infer"
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample of /metrics (Prometheus text), 0 when the series does not exist yet."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return sample.value
+        return 0.0
+
+    def kill(self) -> None:
+        """SIGKILL: nothing runs after it, no flush."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
         """SIGTERM, as a pod gets: the server flushes its request log and exits."""
         if self.process.poll() is None:
@@ -58,7 +86,8 @@ class Server:
 @contextmanager
 def running_server(world: World, home: Path, *args: str, tracking_uri: str | None = None) -> Iterator[Server]:
     """The real server process (`python -m platform_assets.serving.server`) on a free port, serving
-    the world's declarations: the delay model only (a `--models-dir` in `args` comes later and wins)."""
+    the world's declarations: the delay and cancellation models (a `--models-dir` or another flag
+    in `args` comes later and wins)."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log_file = home / "server.log"

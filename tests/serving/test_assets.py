@@ -20,7 +20,7 @@ from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from platform_assets.ml.metrics import rank_auc
 from platform_assets.ml.registry import CHAMPION, PREVIOUS, alias_version
 from platform_assets.serving.evaluation import day_outcomes
-from platform_assets.serving.request_log import read_day
+from platform_assets.serving.request_log_files import day_dir, read_day
 from platform_assets.serving.rollout import CHALLENGER
 from tests.serving.conftest import copy_registry
 from tests.serving.world import MODEL, WorldFeastResource
@@ -63,6 +63,11 @@ def test_replayed_day_materializes_log_evaluation_promotion_and_skew(world, repl
     assert log["dagster/row_count"] == 2 * day_flights  # shadow: champion and challenger per flight
     assert log["flights"] == day_flights
     assert log["rows_by_variant"] == {"champion v1": day_flights, "shadow v2": day_flights}
+    # the day's flush files compacted into one, every row kept; nothing dropped
+    assert log["files"] == 1 and log["files_before_compaction"] >= 1
+    assert log["rows_by_model"] == {MODEL.name: 2 * day_flights}
+    assert log["rows_dropped"] == 0 and log["rows_dropped_by_model"] == {MODEL.name: 0}
+    assert len(list(day_dir(world.paths, MODEL.name, DAY).glob("*.parquet"))) == 1
     assert 0 < log["latency_p50_ms"] <= log["latency_p99_ms"]
 
     evaluation = _metadata(result, "online_evaluation")
@@ -107,7 +112,7 @@ def test_a_failed_challenger_check_skips_the_promotion(world, replayed, tmp_path
 
 def test_stale_online_store_shows_as_skew(world, replayed, tmp_path) -> None:
     from platform_assets.serving.evaluation import day_outcomes, skew
-    from platform_assets.serving.request_log import read_day
+    from platform_assets.serving.request_log_files import read_day
 
     log = read_day(world.paths, MODEL.name, DAY)
     # Pretend the server had served yesterday's carrier rates: the report names that feature.
@@ -139,3 +144,19 @@ def test_promotion_sensor_evaluates_each_logged_day_once_its_outcomes_are_known(
     assert [(r.partition_key, r.run_key) for r in result.run_requests] == [(DAY, f"online-evaluation-{DAY}")]
     again = online_promotion_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
     assert "wait for validated outcomes: 2013-06-01" in again.skip_message
+
+
+def test_request_log_reports_the_rows_the_server_could_not_keep(world, replayed, tmp_path) -> None:
+    from platform_assets.paths import PlatformPaths
+    from platform_assets.serving.request_log_files import write_dropped, write_rows
+
+    paths = PlatformPaths(tmp_path)
+    rows = read_day(world.paths, MODEL.name, DAY)
+    for part in rows.iter_slices(n_rows=100):
+        write_rows(day_dir(paths, MODEL.name, DAY), part)
+    for dropped in (3, 4):  # two flushes found the buffer full
+        write_dropped(day_dir(paths, MODEL.name, DAY), dropped)
+    result = dg.materialize([request_log], partition_key=DAY, resources={"platform": PlatformPathsResource(home=str(tmp_path))})
+    log = _metadata(result, "request_log")
+    assert log["rows_dropped"] == 7 and log["dagster/row_count"] == rows.height
+    assert (log["files_before_compaction"], log["files"]) == (-(-rows.height // 100), 1)

@@ -16,10 +16,10 @@ from platform_assets.featurestore.historical import historical_features
 from platform_assets.ml.pyfunc import predict_version
 from platform_assets.ml.registry import CHAMPION
 from platform_assets.serving.evaluation import day_outcomes, served_features
-from platform_assets.serving.request_log import read_all
+from platform_assets.serving.request_log_files import read_all
 from platform_assets.serving.traffic import _instance, month_flights
-from tests.serving.conftest import REPLAY_DAYS, copy_registry, running_server
-from tests.serving.world import MODEL
+from tests.serving.conftest import REPLAY_DAYS, copy_registry, running_server, wait_for
+from tests.serving.world import CANCELLATION, MODEL
 
 
 def test_online_scores_equal_batch_scores_of_the_same_flights(world, replayed) -> None:
@@ -80,12 +80,21 @@ def test_canary_share_within_three_points_of_the_configured_share(world, tmp_pat
     instances = _instances(world, 2000)
     with running_server(world, tmp_path / "canary", "--rollout", "canary", "--canary-percent", "20") as server:
         session = requests.Session()
-        details = []
+        details, mixes = [], []
         for start in range(0, len(instances), 100):
             response = server.predict(instances[start : start + 100], session)
             assert response.status_code == 200, response.text
             details += response.json()["details"]
+            mixes.append("+".join(sorted({d["variant"] for d in response.json()["details"]})))
         again = server.predict(instances[:100], session).json()["details"]
+        mixes.append(mixes[0])
+        mixed = {"model": MODEL.name, "protocol": "v1", "variant": "canary+champion"}
+        metrics = {
+            "canary": server.metric("model_instances_total", model=MODEL.name, variant="canary", model_version="2"),
+            "champion": server.metric("model_instances_total", model=MODEL.name, variant="champion", model_version="1"),
+            "requests": server.metric("model_requests_total", status="200", **mixed),
+            "latencies": server.metric("model_request_duration_seconds_count", **mixed),
+        }
     variants = [d["variant"] for d in details]
     share = variants.count("canary") / len(variants)
     assert abs(share - 0.20) <= 0.03, share
@@ -93,6 +102,11 @@ def test_canary_share_within_three_points_of_the_configured_share(world, tmp_pat
     assert {d["model_version"] for d in details if d["variant"] == "champion"} == {"1"}
     # the same flight always goes to the same variant
     assert [d["variant"] for d in again] == variants[:100]
+    # /metrics counts the same: instances per variant and version, requests per variant mix
+    assert metrics["canary"] == variants.count("canary") + [d["variant"] for d in again].count("canary")
+    assert metrics["champion"] == variants.count("champion") + [d["variant"] for d in again].count("champion")
+    assert mixes.count("canary+champion") > 0
+    assert metrics["requests"] == metrics["latencies"] == mixes.count("canary+champion")
 
 
 def test_alias_moved_while_requests_run_fails_none(world, tmp_path) -> None:
@@ -109,12 +123,6 @@ def test_alias_moved_while_requests_run_fails_none(world, tmp_path) -> None:
             version = response.json()["details"][0]["model_version"] if response.ok else ""
             answers.append((time.monotonic(), response.status_code, version))
             i += 1
-
-    def wait_for(predicate, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
 
     with running_server(world, tmp_path / "alias", "--alias-poll-seconds", "0.2",
                         tracking_uri=tracking_uri) as server:
@@ -218,10 +226,12 @@ def test_unknown_tailnum_is_flagged_not_failed(world, champion_server) -> None:
 
 def test_a_declared_model_without_a_champion_is_left_out_and_the_others_serve(world, replayed, tmp_path) -> None:
     """The repository's declarations (delay and cancellation) on a state where only the delay model
-    was trained, as after `make run`: the server starts, serves the delay model, names the other."""
+    has a champion, as after `make run`: the server starts, serves the delay model, names the other."""
     from platform_assets.ml.declaration import MODELS_DIR
 
-    with running_server(world, tmp_path / "both", "--models-dir", str(MODELS_DIR)) as server:
+    tracking_uri = copy_registry(world, tmp_path / "mlflow")
+    MlflowClient(tracking_uri, registry_uri=tracking_uri).delete_registered_model_alias(CANCELLATION.name, CHAMPION)
+    with running_server(world, tmp_path / "both", "--models-dir", str(MODELS_DIR), tracking_uri=tracking_uri) as server:
         listed = requests.get(f"{server.url}/v1/models", timeout=10).json()
         assert listed == {"models": [MODEL.name]}
         assert server.predict(_instances(world, 1)).status_code == 200

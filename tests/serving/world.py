@@ -1,10 +1,9 @@
 """A small world the model server can run against: the synthetic flights of tests/models with the
 warehouse's flight keys and UTC departure times, validated flight rows a request can be built from,
-a real Feast store with online views (SQLite), and two registered versions of the delay model.
+a real Feast store with online views (SQLite) serving both models' feature services, two registered
+versions of the delay model (champion and challenger) and one of the cancellation model (champion).
 
-Only the delay model is registered and only its feature service is in the store, so the server runs
-with `--models-dir` holding the delay declaration alone (the repository's defs.yaml, copied): the
-cancellation route, which the repository's declarations also serve, has nothing to serve here.
+The server runs with `--models-dir` holding the repository's two declarations, copied unchanged.
 
 Built once per session by the conftest, and by benchmarks/serving.py."""
 
@@ -31,8 +30,11 @@ from tests.models.feast_store import VIEWS
 
 DECLARATION = declared("delay")
 MODEL = DECLARATION.spec
+CANCELLATION_DECLARATION = declared("cancellation")
+CANCELLATION = CANCELLATION_DECLARATION.spec
 # The file stem the delay/training_set asset writes under (delay_training_set).
 TRAINING_SET = ModelKeys(DECLARATION.key_prefix).name("training_set")
+CANCELLATION_TRAINING_SET = ModelKeys(CANCELLATION_DECLARATION.key_prefix).name("training_set")
 FS_YAML = "feature_store.yaml"
 TRAINING = {"max_epochs": 3, "min_epochs": 1, "patience": 2, "batch_size": 256, "validation_days": 10}
 
@@ -56,8 +58,12 @@ class World:
         return self.paths.training_set_file("2013-01", "2013-02", TRAINING_SET)
 
     @property
+    def cancellation_training_set(self) -> Path:
+        return self.paths.training_set_file("2013-01", "2013-02", CANCELLATION_TRAINING_SET)
+
+    @property
     def models_dir(self) -> Path:
-        """A declarations folder with the delay model's defs.yaml only (see `served_models_dir`)."""
+        """A declarations folder with the two models' defs.yaml (see `served_models_dir`)."""
         return self.home / "served_models"
 
     def store(self) -> FeatureStore:
@@ -65,11 +71,12 @@ class World:
 
 
 def served_models_dir(world: World) -> Path:
-    """Copy the repository's delay declaration, unchanged, into the world's own declarations folder:
-    the server then serves exactly the delay model, as declared, and nothing the world lacks."""
-    target = world.models_dir / DECLARATION.key_prefix / "defs.yaml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(MODELS_DIR / DECLARATION.key_prefix / "defs.yaml", target)
+    """Copy the repository's two declarations, unchanged, into the world's own declarations folder
+    (a model a copied project adds would have nothing registered here)."""
+    for declaration in (DECLARATION, CANCELLATION_DECLARATION):
+        target = world.models_dir / declaration.key_prefix / "defs.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(MODELS_DIR / declaration.key_prefix / "defs.yaml", target)
     return world.models_dir
 
 
@@ -144,7 +151,8 @@ def build_store(feature_dir: Path, repo_dir: Path) -> FeatureStore:
         )
         entities.append(entity)
         views.append(FeatureView(name=view_name, entities=[entity], ttl=ttl, source=source, online=True))
-    store.apply([*entities, *views, FeatureService(name=MODEL.feature_service, features=views)])
+    services = [FeatureService(name=spec.feature_service, features=views) for spec in (MODEL, CANCELLATION)]
+    store.apply([*entities, *views, *services])
     return store
 
 
@@ -172,6 +180,35 @@ def register_versions(world: World, seeds: tuple[int, ...] = (13, 29)) -> list[s
     return versions
 
 
+def write_cancellation_training_set(world: World) -> Path:
+    """The cancellation model's Jan-Feb training set: every flight with its cancellation outcome."""
+    from platform_assets.events import flight_events
+    from platform_assets.featurestore.historical import historical_features
+
+    events = flight_events(world.paths, ("2013-01", "2013-02"), CANCELLATION.label)
+    frame = pl.from_pandas(historical_features(world.store(), events.to_pandas(), CANCELLATION.feature_service))
+    write_parquet_atomic(frame, world.cancellation_training_set)
+    return world.cancellation_training_set
+
+
+def register_cancellation(world: World, seed: int = 5) -> str:
+    """Train the cancellation model on Jan-Feb and make it champion."""
+    import mlflow
+
+    from platform_assets.ml.pyfunc import log_model
+    from platform_assets.ml.training import fit
+
+    frame = pl.read_parquet(write_cancellation_training_set(world))
+    store = MLflowResource(home=str(world.home))
+    experiment = store.activate(CANCELLATION.experiment)
+    result = fit(frame, TrainParams(**TRAINING, seed=seed), CANCELLATION.columns)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"serving world seed {seed}"):
+        info = log_model(result, frame.head(50), registered_name=CANCELLATION.name)
+    version = str(info.registered_model_version)
+    store.client().set_registered_model_alias(CANCELLATION.name, CHAMPION, version)
+    return version
+
+
 def build_world(home: Path) -> World:
     synthetic.write_world(home)
     _warehouse_keys(home)
@@ -181,6 +218,7 @@ def build_world(home: Path) -> World:
     written = synthetic.write_training_set(home, store, MODEL.feature_service, "2013-01", "2013-02", TRAINING_SET)
     assert written == world.training_set
     register_versions(world)
+    register_cancellation(world)
     served_models_dir(world)
     np.random.seed(0)
     return world

@@ -44,21 +44,34 @@ def _reports(platform: PlatformPathsResource, kind: str, day: str) -> Any:
     return folder
 
 
+def _compact_served_logs(paths: Any, day: str) -> dict[str, Any]:
+    """Compact the day's log of every model declared with serving (the server writes a file per
+    flush): model name -> Compaction."""
+    from platform_assets.ml.declaration import load_declarations
+    from platform_assets.serving.request_log_files import compact_day, day_dir
+
+    served = [d.name for d in load_declarations().values() if d.serving.enabled]
+    return {name: compact_day(paths, name, day) for name in served if day_dir(paths, name, day).exists()}
+
+
 @dg.asset(
     group_name="serving",
     partitions_def=daily_partitions,
     kinds={"parquet"},
-    description="Every request the model server answered for flights of the day (append-only "
-    "parquet under $PLATFORM_HOME/serving/request_log): rows, variants, latency percentiles.",
+    description="Every request the model server answered for flights of the day (parquet under "
+    "$PLATFORM_HOME/serving/request_log/<model>/): compacts each served model's day to one file, "
+    f"then reports {MODEL.name}'s rows, variants, latency percentiles and the rows the server "
+    "answered but could not keep (its log buffer was full).",
 )
 def request_log(
     context: dg.AssetExecutionContext, platform: PlatformPathsResource
 ) -> dg.MaterializeResult:
     import numpy as np
 
-    from platform_assets.serving.request_log import day_dir, read_day
+    from platform_assets.serving.request_log_files import day_dir, dropped_rows, read_day
 
     day = context.partition_key
+    compactions = _compact_served_logs(platform.paths, day)
     log = read_day(platform.paths, MODEL.name, day)
     if log.is_empty():
         raise dg.Failure(f"{day_dir(platform.paths, MODEL.name, day)}: no requests logged for flights of {day}")
@@ -66,19 +79,26 @@ def request_log(
     p50, p95, p99 = np.percentile(latency, [50, 95, 99])
     answered = log.filter(log["answered"])
     variants = {f"{v} v{m}": n for v, m, n in log.group_by(["variant", "model_version"]).len().iter_rows()}
+    compaction = compactions[MODEL.name]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": log.height,
             "requests": int(log["request_id"].n_unique()),
             "flights": int(log["flight_id"].n_unique()),
             "rows_by_variant": dg.MetadataValue.json(variants),
+            "rows_dropped": dropped_rows(platform.paths, MODEL.name, day),
             "latency_p50_ms": round(float(p50), 3),
             "latency_p95_ms": round(float(p95), 3),
             "latency_p99_ms": round(float(p99), 3),
             "share_with_missing_features": round(
                 float((answered["missing_features"].list.len() > 0).mean()), 4
             ),
-            "files": len(list(day_dir(platform.paths, MODEL.name, day).glob("*.parquet"))),
+            "files_before_compaction": compaction.files_before,
+            "files": compaction.files_after,
+            "rows_by_model": dg.MetadataValue.json({name: c.rows for name, c in compactions.items()}),
+            "rows_dropped_by_model": dg.MetadataValue.json(
+                {name: dropped_rows(platform.paths, name, day) for name in compactions}
+            ),
             "path": dg.MetadataValue.path(str(day_dir(platform.paths, MODEL.name, day))),
         }
     )
@@ -108,7 +128,7 @@ def online_evaluation(
     context: dg.AssetExecutionContext, config: OnlineEvaluationConfig, platform: PlatformPathsResource
 ) -> dg.MaterializeResult:
     from platform_assets.serving.evaluation import day_outcomes, evaluate_day
-    from platform_assets.serving.request_log import read_day
+    from platform_assets.serving.request_log_files import read_day
 
     day = context.partition_key
     paths = platform.paths
@@ -219,7 +239,7 @@ def serving_skew(
 
     from platform_assets.paths import write_parquet_atomic
     from platform_assets.serving.evaluation import day_outcomes, skew
-    from platform_assets.serving.request_log import read_day
+    from platform_assets.serving.request_log_files import read_day
 
     day = context.partition_key
     paths = platform.paths
