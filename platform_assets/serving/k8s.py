@@ -1,23 +1,29 @@
-"""The model server as a KServe InferenceService, built from the kserve SDK's models.
+"""The model server as KServe InferenceServices, one per model declared with serving, built from the
+kserve SDK's models.
 
     python -m platform_assets.serving.k8s > deploy/kserve/inferenceservice.yaml
 
-One predictor: the same image as the code location (deploy/Dockerfile) running the server module,
-with the platform's config map and secrets (MLflow tracking URI, Feast's Redis online store).
+Each predictor is the same image as the code location (deploy/Dockerfile) running the server module
+for its one model (`--serve-model`), with the rollout its declaration states, the platform's config
+map and secrets (MLflow tracking URI, Feast's Redis online store) and the `PLATFORM_HOME` claim.
 `canaryTrafficPercent` is KServe's own rollout of a new revision of the server (a new image or
 flags); which model version answers is decided inside the server by the MLflow aliases (champion,
-challenger) and its own canary or shadow mode. The request logger sends every request and response
-as CloudEvents to `logger_url` (e.g. a broker feeding the same day-partitioned request log).
+challenger) and its own canary or shadow mode.
+
+No KServe request logger: the server writes the request log itself, to the day-partitioned parquet
+tables under `PLATFORM_HOME` on the shared claim, with what the HTTP bodies a logger forwards do not
+carry (the feature values served, the variant and version per flight, shadow scores). A logger
+would need a broker and a collector to write a second, poorer copy of the same table.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
-from platform_assets import constants as platform_constants
-from platform_assets.ml.declaration import declared
-from platform_assets.serving import constants
+from platform_assets.ml.declaration import MODELS_DIR, ModelDeclaration
+from platform_assets.serving.server import served_models
 
 NAMESPACE = "flight-platform"
 IMAGE = "registry.example.com/flight-platform:latest"
@@ -28,43 +34,30 @@ SERVICE_ACCOUNT = "flight-platform"
 HOME_CLAIM = "flight-platform-home"
 HOME_MOUNT = "/var/lib/platform"
 PORT = 8080
-LOGGER_URL = f"http://request-log-broker.{NAMESPACE}.svc.cluster.local"
 # The pods' label the network policy `model-server-behind-auth` (deploy/k8s) selects: only the
 # authenticating proxy may reach them.
 POD_LABELS = {"app.kubernetes.io/name": "model-server"}
-# The server answers for every declared model; the service is named after, and probed on, this one.
-MODEL = declared(platform_constants.ONLINE_MODEL)
 
 
-def inference_service(
-    image: str = IMAGE,
-    namespace: str = NAMESPACE,
-    canary_traffic_percent: int | None = 20,
-    rollout: str = "canary",
-    canary_percent: float = constants.CANARY_PERCENT,
-    logger_url: str = LOGGER_URL,
-    min_replicas: int = 1,
-    max_replicas: int = 3,
-) -> Any:
-    """A V1beta1InferenceService for the model server (every declared model with serving enabled)."""
-    from kserve import (
-        V1beta1InferenceService,
-        V1beta1InferenceServiceSpec,
-        V1beta1LoggerSpec,
-        V1beta1PredictorSpec,
-    )
+def service_name(model: str) -> str:
+    """The InferenceService of a registered model: its name as a DNS label."""
+    return model.replace("_", "-")
+
+
+def _container(declared: ModelDeclaration, image: str) -> Any:
     from kubernetes import client as k8s
 
-    health = k8s.V1HTTPGetAction(path=f"/v1/models/{MODEL.name}", port=PORT)
-    container = k8s.V1Container(
+    health = k8s.V1HTTPGetAction(path=f"/v1/models/{declared.name}", port=PORT)
+    return k8s.V1Container(
         name="kserve-container",
         image=image,
         command=["python", "-m", "platform_assets.serving.server"],
         args=[
             "--host", "0.0.0.0",
             "--port", str(PORT),
-            "--rollout", rollout,
-            "--canary-percent", str(canary_percent),
+            "--serve-model", declared.name,
+            "--rollout", declared.serving.rollout,
+            "--canary-percent", str(declared.serving.canary_percent),
         ],
         env_from=[
             k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=CONFIG_MAP)),
@@ -77,17 +70,31 @@ def inference_service(
             requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "2", "memory": "4Gi"}
         ),
     )
+
+
+def inference_service(
+    declared: ModelDeclaration,
+    image: str = IMAGE,
+    namespace: str = NAMESPACE,
+    canary_traffic_percent: int | None = 20,
+    min_replicas: int = 1,
+    max_replicas: int = 3,
+) -> Any:
+    """A V1beta1InferenceService serving one declared model."""
+    from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1PredictorSpec
+    from kubernetes import client as k8s
+
     return V1beta1InferenceService(
         api_version="serving.kserve.io/v1beta1",
         kind="InferenceService",
         metadata=k8s.V1ObjectMeta(
-            name=MODEL.name.replace("_", "-"),
+            name=service_name(declared.name),
             namespace=namespace,
-            labels={"app.kubernetes.io/part-of": "flight-platform", "model": MODEL.name},
+            labels={"app.kubernetes.io/part-of": "flight-platform", "model": declared.name},
         ),
         spec=V1beta1InferenceServiceSpec(
             predictor=V1beta1PredictorSpec(
-                containers=[container],
+                containers=[_container(declared, image)],
                 service_account_name=SERVICE_ACCOUNT,
                 labels=POD_LABELS,
                 volumes=[
@@ -101,17 +108,18 @@ def inference_service(
                 min_replicas=min_replicas,
                 max_replicas=max_replicas,
                 canary_traffic_percent=canary_traffic_percent,
-                logger=V1beta1LoggerSpec(mode="all", url=logger_url),
             )
         ),
     )
 
 
-def manifest(**kwargs: Any) -> dict[str, Any]:
-    """The InferenceService as the plain dict kubectl applies (camelCase keys, no nulls)."""
+def manifests(models_dir: Path = MODELS_DIR, **kwargs: Any) -> list[dict[str, Any]]:
+    """An InferenceService per model declared with serving, as the plain dicts kubectl applies
+    (camelCase keys, no nulls), in the order of the declarations."""
     from kserve import ApiClient
 
-    return ApiClient().sanitize_for_serialization(inference_service(**kwargs))
+    api = ApiClient()
+    return [api.sanitize_for_serialization(inference_service(d, **kwargs)) for d in served_models(models_dir)]
 
 
 def main() -> int:
@@ -119,8 +127,9 @@ def main() -> int:
 
     sys.stdout.write(
         "# Generated by `python -m platform_assets.serving.k8s`; edit platform_assets/serving/k8s.py.\n"
+        "# One InferenceService per model declared with serving (defs/models/<model>/defs.yaml).\n"
     )
-    yaml.safe_dump(manifest(), sys.stdout, sort_keys=False)
+    yaml.safe_dump_all(manifests(), sys.stdout, sort_keys=False)
     return 0
 
 

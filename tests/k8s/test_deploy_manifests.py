@@ -243,8 +243,10 @@ def test_webservers_and_model_server_are_reached_only_through_their_proxies() ->
     [source] = webserver["ingress"][0]["from"]
     assert set(source["podSelector"]["matchExpressions"][0]["values"]) == {"dagster-auth", "dagster-viewer-auth"}
     model = policies["model-server-behind-auth"]
-    isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
-    assert isvc["metadata"]["name"] == v["modelServer"]["inferenceService"] == model_service
+    # deploy/kserve holds an InferenceService per served model; the proxy fronts the one the values name
+    [isvc] = [d for d in yaml.safe_load_all((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+              if d["metadata"]["name"] == v["modelServer"]["inferenceService"]]
+    assert isvc["metadata"]["name"] == model_service
     assert model["podSelector"]["matchLabels"].items() <= isvc["spec"]["predictor"]["labels"].items()
     [sources] = [rule["from"] for rule in model["ingress"]]
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "model-server-auth"}}} in sources
