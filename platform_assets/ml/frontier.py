@@ -134,21 +134,20 @@ def paired_intervals(
     """
     import numpy as np
 
-    from platform_assets.ml.metrics import rank_auc
+    from platform_assets.ml.metrics import resampled_aucs
 
     rng = np.random.default_rng(seed)
     everyone = {**policies, **baselines}
     needed = {(model, month) for served in everyone.values() for model, month in zip(served, months)}
-    means: dict[str, list[float]] = {name: [] for name in everyone}
-    for _ in range(resamples):
-        auc: dict[tuple[str, str], float] = {}
-        for month in months:
-            y = labels[month]
-            draw = rng.integers(0, len(y), len(y))
-            for model in {m for m, mo in needed if mo == month}:
-                auc[(model, month)] = rank_auc(y[draw], scores[(model, month)][draw])
-        for name, served in everyone.items():
-            means[name].append(sum(auc[(m, mo)] for m, mo in zip(served, months)) / len(months))
+    auc: dict[tuple[str, str], np.ndarray] = {}
+    for month in months:
+        y = labels[month]
+        draws = rng.integers(0, len(y), size=(resamples, len(y)))  # the month's draws, shared by all
+        for model in sorted({m for m, mo in needed if mo == month}):
+            auc[(model, month)] = resampled_aucs(y, scores[(model, month)], draws)
+    means = {
+        name: sum(auc[(m, mo)] for m, mo in zip(served, months)) / len(months) for name, served in everyone.items()
+    }
     tail = (1 - level) / 2
     out = {}
     for name in policies:

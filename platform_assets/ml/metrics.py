@@ -57,25 +57,16 @@ def reliability_table(
     ]
 
 
-def auc_interval(
-    y_true: np.ndarray, score: np.ndarray, resamples: int = 200, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the AUC: `resamples` draws of the rows with replacement.
-
-    Seeded, so the same rows and scores give the same interval every time: the retraining policy
-    decides on its upper end, and the replay's frontier recomputes that decision. The scores are
+def resampled_aucs(y_true: np.ndarray, score: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """The AUC of each resample, a row of `draws` (row indices drawn with replacement). The scores are
     sorted once; a resample is its count of draws per row, and its AUC is Mann-Whitney over those
-    counts (ties count a half): the same number as ranking the resample afresh, 4-5x sooner.
-    """
+    counts (ties count a half): the same number as ranking the resample afresh, 4-5x sooner."""
     y, s = np.asarray(y_true) > 0.5, np.asarray(score, dtype=np.float64)
     n = len(y)
-    if n == 0 or y.all() or not y.any():
-        return float("nan"), float("nan")
-    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     order = np.argsort(s, kind="stable")
     _, starts = np.unique(s[order], return_index=True)  # first row of each run of tied scores
     positive = y[order]
-    aucs = np.empty(resamples)
+    aucs = np.empty(len(draws))
     for r, rows in enumerate(draws):
         counts = np.bincount(rows, minlength=n)[order]
         pos = np.add.reduceat(np.where(positive, counts, 0), starts)
@@ -83,6 +74,23 @@ def auc_interval(
         pairs = pos.sum() * neg.sum()
         below = np.cumsum(neg) - neg  # negatives scored strictly lower
         aucs[r] = (pos * (below + 0.5 * neg)).sum() / pairs if pairs else np.nan
+    return aucs
+
+
+def auc_interval(
+    y_true: np.ndarray, score: np.ndarray, resamples: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the AUC: `resamples` draws of the rows with replacement.
+
+    Seeded, so the same rows and scores give the same interval every time: the retraining policy
+    decides on its upper end, and the replay's frontier recomputes that decision.
+    """
+    y = np.asarray(y_true) > 0.5
+    n = len(y)
+    if n == 0 or y.all() or not y.any():
+        return float("nan"), float("nan")
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    aucs = resampled_aucs(y, score, draws)
     aucs = aucs[np.isfinite(aucs)]
     tail = (1 - level) / 2
     return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))

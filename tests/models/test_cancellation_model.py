@@ -30,7 +30,7 @@ ASSETS = list(model_assets("cancellation").values())
 def test_cancellation_model_trains_gates_promotes_scores_and_reports(home, resources) -> None:
     training = dg.materialize(
         ASSETS,
-        selection=[a.key for a in ASSETS[:4]],
+        selection=[a.key for a in ASSETS[:5]],
         resources=resources,
         run_config=dg.RunConfig(
             ops={
@@ -63,7 +63,7 @@ def test_cancellation_model_trains_gates_promotes_scores_and_reports(home, resou
     assert version.tags["label"] == MODEL.label
 
     scoring = dg.materialize(
-        ASSETS, selection=[a.key for a in ASSETS[4:]], resources=resources, partition_key=HOLDOUT
+        ASSETS, selection=[a.key for a in ASSETS[5:]], resources=resources, partition_key=HOLDOUT
     )
     assert scoring.success
     scores = pl.read_parquet(paths.predictions_file(HOLDOUT, KEYS.name("predictions")))

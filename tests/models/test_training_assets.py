@@ -28,9 +28,12 @@ from tests.models.conftest import (
 )
 
 DELAY_ASSETS = model_assets("delay")
-delay_model, model_evaluation, champion = (DELAY_ASSETS[a] for a in ("model", "evaluation", "champion"))
+delay_model, model_evaluation, refit, champion = (
+    DELAY_ASSETS[a] for a in ("model", "evaluation", "refit", "champion")
+)
 flight_predictions = DELAY_ASSETS["predictions"]
-ASSETS = [delay_model, model_evaluation, champion]
+# The refit step stays off (its default): the gated candidate itself is promoted.
+ASSETS = [delay_model, model_evaluation, refit, champion]
 
 
 def _train_and_gate(

@@ -40,7 +40,7 @@ def kill_before(method: str, n: int) -> None:
 
 # The delay model's candidate, gate and promotion (delay/model, delay/evaluation, delay/champion).
 ASSETS = model_assets("delay")
-TRAIN_GATE_PROMOTE = [ASSETS["model"], ASSETS["evaluation"], ASSETS["champion"]]
+TRAIN_GATE_PROMOTE = [ASSETS["model"], ASSETS["evaluation"], ASSETS["refit"], ASSETS["champion"]]
 # One small network for a few epochs: this test is about the registry writes, not the model.
 TINY = run_config(training_config(ensemble_size=1, max_epochs=2, min_epochs=1, patience=1))
 
