@@ -1,12 +1,16 @@
-"""Online serving latency over HTTP: the KServe model server (Feast online lookup included) beside
-`mlflow models serve` of the same registered version (feature rows sent ready-made, no lookup).
+"""Online serving over HTTP: the KServe model server (Feast online lookup included) on both protocols,
+beside `mlflow models serve` of the same registered version (feature rows sent ready-made, no
+lookup); and what the request log loses when the server is killed.
 
-    .venv/bin/python benchmarks/serving.py [--home DIR] [--requests 2000] [--clients 8]
+    .venv/bin/python benchmarks/serving.py [--home DIR] [--requests 2000] [--clients 8] [--seconds 10]
 
-Builds the serving tests' small world (synthetic flights, online Feast store, two registered
-versions of the 5-member delay model) under --home unless it is already there, starts both servers
-as processes on free ports, and prints one table: one row warm p50/p99, 100 rows p50/p99, and
-requests/s with `--clients` concurrent clients sending one row each.
+Builds the serving tests' small world (synthetic flights, online Feast store, the 5-member delay
+model) under --home unless it is already there, starts the servers as processes on free ports, and
+prints: per protocol (v1 `instances`, v2 tensors built from the model's metadata) 1 row warm p50/p99,
+100 rows p50/p99 and requests/s with `--clients` concurrent clients sending one row each; then the
+request log under load: after SIGKILL, the answered requests missing from the log and how long
+before the kill the oldest of them was answered (against the flush interval); after SIGTERM, the
+missing ones (none expected).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -21,12 +26,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_HOME = Path("/tmp/serving_bench")
+MODEL_NAME = "flight_delay_model"
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -46,30 +53,33 @@ def timed(call: Callable[[], requests.Response], calls: int, warmup: int) -> lis
     return samples
 
 
-def throughput(make_call: Callable[[requests.Session], Callable[[], requests.Response]],
-               clients: int, seconds: float) -> float:
-    done = [0] * clients
-    failed = []
-    stop = threading.Event()
+def load(make_call: Callable[[requests.Session, int], requests.Response], clients: int,
+         until: Callable[[], bool]) -> tuple[dict[str, float], list[int]]:
+    """`clients` threads calling until `until()` (or the server is gone): request id -> when its
+    answer came (perf_counter), and the statuses of failed requests."""
+    answered: dict[str, float] = {}
+    failed: list[int] = []
 
     def client(k: int) -> None:
         with requests.Session() as session:
-            call = make_call(session)
-            while not stop.is_set():
-                if call().status_code != 200:
-                    failed.append(k)
-                done[k] += 1
+            i = 0
+            while not until():
+                try:
+                    response = make_call(session, k * 10_000_000 + i)
+                except requests.ConnectionError:
+                    return
+                if response.status_code == 200:
+                    answered[f"{k}-{i}"] = time.perf_counter()
+                else:
+                    failed.append(response.status_code)
+                i += 1
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
-    time.sleep(seconds)
-    stop.set()
     for t in threads:
         t.join()
-    if failed:
-        raise RuntimeError(f"{len(failed)} failed requests under load")
-    return sum(done) / seconds
+    return answered, failed
 
 
 def measure(url: str, one: dict, hundred: dict, args: argparse.Namespace) -> tuple[float, ...]:
@@ -77,8 +87,20 @@ def measure(url: str, one: dict, hundred: dict, args: argparse.Namespace) -> tup
     session = requests.Session()
     p50_1, p99_1 = percentiles(timed(lambda: session.post(url, json=one), args.requests, 200))
     p50_100, p99_100 = percentiles(timed(lambda: session.post(url, json=hundred), 300, 20))
-    rps = throughput(lambda s: (lambda: s.post(url, json=one)), args.clients, args.seconds)
-    return p50_1, p99_1, p50_100, p99_100, rps
+    end = time.monotonic() + args.seconds
+    answered, failed = load(lambda s, _: s.post(url, json=one), args.clients, lambda: time.monotonic() > end)
+    if failed:
+        raise RuntimeError(f"{len(failed)} failed requests under load: {failed[:5]}")
+    return p50_1, p99_1, p50_100, p99_100, len(answered) / args.seconds
+
+
+def v2_body(metadata: dict, instances: list[dict]) -> dict:
+    """An Open Inference request built from the model's metadata alone."""
+    return {"inputs": [
+        {"name": t["name"], "datatype": t["datatype"], "shape": [len(instances)],
+         "data": ["" if i[t["name"]] is None and t["datatype"] == "BYTES" else i[t["name"]] for i in instances]}
+        for t in metadata["inputs"]
+    ]}
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
@@ -95,34 +117,67 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 
     raise TimeoutError(f"{url} not ready:\n{log.read_text()[-3000:]}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
+def start_server(world: Any, home: Path, env: dict, *flags: str) -> tuple[subprocess.Popen, str]:
+    """The model server for the delay model alone (the world may hold another) on a free port."""
+    from tests.serving.conftest import free_port
+    from tests.serving.world import FS_YAML
+
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "platform_assets.serving.server", "--port", str(port),
+             "--platform-home", str(home), "--tracking-uri", world.tracking_uri,
+             "--feature-repo", str(world.feature_repo), "--feature-store-yaml", FS_YAML,
+             "--models-dir", str(world.models_dir), "--serve-model", MODEL_NAME, *flags],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/v1/models/{MODEL_NAME}", process, log)
+    return process, url
+
+
+def request_log_loss(world: Any, home: Path, env: dict, instances: list[dict], args: argparse.Namespace,
+                     stop: signal.Signals) -> tuple[int, int, float]:
+    """Load from `args.clients` clients, then `stop` the server: (answered, missing from the log,
+    ms between the oldest missing answer and the signal)."""
+    from platform_assets.paths import PlatformPaths
+    from platform_assets.serving.request_log_files import read_all
+
+    shutil.rmtree(home, ignore_errors=True)
+    process, url = start_server(world, home, env, "--log-flush-seconds", str(args.flush_seconds))
+    predict = f"{url}/v1/models/{MODEL_NAME}:predict"
+    sent_at = time.monotonic()
+    killed: list[float] = []
+
+    def until() -> bool:
+        if not killed and time.monotonic() - sent_at > args.seconds / 2:
+            killed.append(time.perf_counter())
+            process.send_signal(stop)
+        return bool(killed)
+
+    answered, _ = load(lambda s, i: s.post(predict, json={"instances": [instances[i % len(instances)]]},
+                                        headers={"x-request-id": f"{i // 10_000_000}-{i % 10_000_000}"}),
+                    args.clients, until)
+    process.wait(timeout=60)
+    logged = set(read_all(PlatformPaths(home), MODEL_NAME)["request_id"])
+    missing = [at for request_id, at in answered.items() if request_id not in logged]
+    window = (killed[0] - min(missing)) * 1e3 if missing else 0.0
+    return len(answered), len(missing), window
+
+
+def mlflow_rows(world: Any, instances: list[dict]) -> Callable[[int], dict]:
+    """mlflow models serve gets the model's own input: the same flights' feature rows, joined offline."""
+    import mlflow
 
     from platform_assets.featurestore.historical import historical_features
-    from platform_assets.paths import PlatformPaths
-    from platform_assets.serving.traffic import FeatureClock, _instance, month_flights
-    from tests.serving.conftest import free_port
-    from tests.serving.world import FS_YAML, MODEL, World, build_world, served_models_dir
-
-    home = args.home.resolve()
-    world = World(home=home, feature_repo=home / "feature_repo")
-    if not (world.paths.mlflow_dir / "mlflow.db").exists():
-        shutil.rmtree(home, ignore_errors=True)
-        print(f"building the serving world in {home} ...", flush=True)
-        world = build_world(home)
-    models_dir = served_models_dir(world)  # the delay model alone: the world registers no other
-    flights = month_flights(world.paths, "2013-03")
-    FeatureClock(world.store(), MODEL.feature_service).advance(flights["departure"].max())
-    instances = [_instance(r) for r in flights.head(100).to_dicts()]
-
-    # mlflow models serve gets the model's own input: the same flights' feature rows, joined offline.
+    from platform_assets.ml.pyfunc import load_version, signature_input
     from platform_assets.serving.evaluation import day_outcomes
+    from platform_assets.serving.instances import parse_body
+    from tests.serving.world import MODEL
 
+    mlflow.set_tracking_uri(world.tracking_uri)
+    mlflow.set_registry_uri(world.tracking_uri)
     events = day_outcomes(world.paths, "2013-03")
     offline = historical_features(
         world.store(),
@@ -130,93 +185,93 @@ def main() -> int:
                       "distance", "sched_dep_hour", "sched_dep_dow").to_pandas(),
         MODEL.feature_service,
     )
-    import mlflow
-
-    from platform_assets.ml.pyfunc import load_version, signature_input
-
-    mlflow.set_tracking_uri(world.tracking_uri)
-    mlflow.set_registry_uri(world.tracking_uri)
-
-    from platform_assets.serving.instances import parse_body
-
-    # The same 100 flights, in the same order, as the instances sent to the model server.
     ids = [f.flight_id for f in parse_body({"instances": instances}, {"EWR", "JFK", "LGA"},
                                            {i["dest"] for i in instances})]
     offline = offline.set_index("flight_id").loc[ids].reset_index()
-    model_rows = signature_input(load_version(MODEL.name, "1"), offline)
-    model_rows = model_rows.astype(object).where(model_rows.notna(), None)
+    rows = signature_input(load_version(MODEL.name, "1"), offline)
+    rows = rows.astype(object).where(rows.notna(), None)
+    return lambda n: {"dataframe_split": {"columns": list(rows.columns), "data": rows.head(n).values.tolist()}}
 
-    def split(n: int) -> dict:
-        return {"dataframe_split": {"columns": list(model_rows.columns),
-                                    "data": model_rows.head(n).values.tolist()}}
 
-    # mlflow models serve execs `uvicorn` from PATH: the virtualenv's bin comes first.
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": world.tracking_uri,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    ours_port, mlflow_port = free_port(), free_port()
-    logs = home / "bench_logs"
-    logs.mkdir(exist_ok=True)
+def serve_mlflow(world: Any, env: dict, logs: Path) -> tuple[subprocess.Popen, str]:
+    from tests.serving.conftest import free_port
+
+    port = free_port()
+    log = logs / "mlflow.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{MODEL_NAME}/1",
+             "-p", str(port), "-h", "127.0.0.1", "--env-manager", "local", "-w", "1"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/ping", process, log)
+    return process, url
+
+
+def the_world(home: Path) -> tuple[Any, list[dict]]:
+    from platform_assets.serving.traffic import FeatureClock, _instance, month_flights
+    from tests.serving.world import MODEL, World, build_world, served_models_dir
+
+    world = World(home=home, feature_repo=home / "feature_repo")
+    if not (world.paths.mlflow_dir / "mlflow.db").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        print(f"building the serving world in {home} ...", flush=True)
+        world = build_world(home)
+    served_models_dir(world)
+    flights = month_flights(world.paths, "2013-03")
+    FeatureClock(world.store(), MODEL.feature_service).advance(flights["departure"].max())
+    return world, [_instance(r) for r in flights.head(100).to_dicts()]
+
+
+def latencies(world: Any, instances: list[dict], env: dict, args: argparse.Namespace) -> dict[str, tuple]:
+    split = mlflow_rows(world, instances)
     processes = []
     try:
-        ours_log = logs / "kserve.log"
-        with ours_log.open("w") as out:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "platform_assets.serving.server", "--port", str(ours_port),
-                 "--platform-home", str(home / "bench_home"), "--tracking-uri", world.tracking_uri,
-                 "--feature-repo", str(world.feature_repo), "--feature-store-yaml", FS_YAML,
-                 "--models-dir", str(models_dir)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
-        mlflow_log = logs / "mlflow.log"
-        with mlflow_log.open("w") as out:
-            processes.append(subprocess.Popen(
-                [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
-                 f"models:/{MODEL.name}/1", "-p", str(mlflow_port), "-h", "127.0.0.1",
-                 "--env-manager", "local", "-w", "1"],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
-        ours = f"http://127.0.0.1:{ours_port}"
-        theirs = f"http://127.0.0.1:{mlflow_port}"
-        wait_ready(f"{ours}/v1/models/{MODEL.name}", processes[0], ours_log)
-        wait_ready(f"{theirs}/ping", processes[1], mlflow_log)
-
-        predict = f"{ours}/v1/models/{MODEL.name}:predict"
-        invocations = f"{theirs}/invocations"
-        rows = {
-            "kserve server + Feast lookup": measure(
-                predict, {"instances": instances[:1]}, {"instances": instances}, args
-            ),
-            "mlflow models serve (no lookup)": measure(invocations, split(1), split(100), args),
+        ours, url = start_server(world, args.home / "bench_home", env)
+        processes.append(ours)
+        theirs, mlflow_url = serve_mlflow(world, env, args.home)
+        processes.append(theirs)
+        metadata = requests.get(f"{url}/v2/models/{MODEL_NAME}", timeout=10).json()
+        v1, v2 = f"{url}/v1/models/{MODEL_NAME}:predict", f"{url}/v2/models/{MODEL_NAME}/infer"
+        return {
+            "kserve v1 + Feast lookup": measure(v1, {"instances": instances[:1]}, {"instances": instances}, args),
+            "kserve v2 + Feast lookup": measure(v2, v2_body(metadata, instances[:1]), v2_body(metadata, instances), args),
+            "mlflow models serve (no lookup)": measure(f"{mlflow_url}/invocations", split(1), split(100), args),
         }
-        # The same flights with the same feature values get the same probability from both: the
-        # feature values the model server logged are sent to mlflow models serve.
-        answered = requests.post(predict, json={"instances": instances}).json()["predictions"]
-        processes[0].terminate()
-        processes[0].wait(timeout=30)  # flushes the request log
-        from platform_assets.serving.evaluation import served_features
-        from platform_assets.serving.request_log_files import read_all
-
-        served = served_features(read_all(PlatformPaths(home / "bench_home"), MODEL.name)).set_index("flight_id")
-        same = offline.set_index("flight_id").loc[ids].copy()
-        for column in served.columns.drop("event_timestamp"):
-            same[column] = served.loc[ids, column].to_numpy()
-        rows_served = signature_input(load_version(MODEL.name, "1"), same.reset_index())
-        rows_served = rows_served.astype(object).where(rows_served.notna(), None)
-        body = {"dataframe_split": {"columns": list(rows_served.columns), "data": rows_served.values.tolist()}}
-        mlflow_scores = requests.post(invocations, json=body).json()["predictions"]
-        gap = max(abs(a - b) for a, b in zip(answered, mlflow_scores))
     finally:
         for p in processes:
             p.terminate()
             p.wait(timeout=30)
 
-    load = os.getloadavg()[0]
-    print(f"\nserving benchmark: {os.cpu_count()} CPU cores (load average {load:.1f}), {args.requests} warm 1-row requests, "
-          f"300 requests of 100 rows, {args.clients} clients x {args.seconds:.0f} s")
-    header = f"{'server':34} {'1 row p50':>10} {'1 row p99':>10} {'100 p50':>9} {'100 p99':>9} {'req/s (8 cl.)':>14}"
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--flush-seconds", type=float, default=1.0, help="the server's request log flush interval")
+    args = parser.parse_args()
+    args.home = args.home.resolve()
+    world, instances = the_world(args.home)
+    # mlflow models serve execs `uvicorn` from PATH: the virtualenv's bin comes first.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": world.tracking_uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    rows = latencies(world, instances, env, args)
+    killed = request_log_loss(world, args.home / "kill_home", env, instances, args, signal.SIGKILL)
+    termed = request_log_loss(world, args.home / "term_home", env, instances, args, signal.SIGTERM)
+
+    print(f"\nserving benchmark: {os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f}), "
+          f"{args.requests} warm 1-row requests, 300 requests of 100 rows, {args.clients} clients x {args.seconds:.0f} s")
+    header = f"{'server':34} {'1 row p50':>10} {'1 row p99':>10} {'100 p50':>9} {'100 p99':>9} {'req/s':>8}"
     print(header)
     print("-" * len(header))
     for name, (a, b, c, d, e) in rows.items():
-        print(f"{name:34} {a:8.2f}ms {b:8.2f}ms {c:7.2f}ms {d:7.2f}ms {e:14.0f}")
-    print(f"max |score difference| between the two on 100 flights, same feature values: {gap:.2e}")
+        print(f"{name:34} {a:8.2f}ms {b:8.2f}ms {c:7.2f}ms {d:7.2f}ms {e:8.0f}")
+    print(f"request log, {args.clients} clients, flush every {args.flush_seconds:.1f} s:")
+    print(f"  SIGKILL: {killed[1]} of {killed[0]} answered requests not in the log, the oldest answered "
+          f"{killed[2]:.0f} ms before the kill")
+    print(f"  SIGTERM: {termed[1]} of {termed[0]} answered requests not in the log")
     return 0
 
 

@@ -14,7 +14,6 @@ The server appends a request's rows before it answers; a background thread write
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_assets.serving import server_metrics as metrics
-from platform_assets.serving.request_log_files import log_schema, write_dropped, write_rows
+from platform_assets.serving.request_log_files import rows_frame, write_dropped, write_rows
 
 log = logging.getLogger(__name__)
 # About 3 KB a row in memory (instance, feature values, variant): 50,000 rows are ~150 MB, a minute
@@ -111,21 +110,13 @@ class RequestLogWriter:
         self, rows: list[dict[str, Any]], dropped: Counter[str]
     ) -> tuple[list[dict[str, Any]], Counter[str]]:
         """Write rows and drop records per day; return what could not be written."""
-        import polars as pl
-
         by_day: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_day.setdefault(row["flight_date"], []).append(row)
         failed: list[dict[str, Any]] = []
         for day, day_rows in by_day.items():
             try:
-                # Encoded here, off the request path: the server hands over the dicts it served.
-                for row in day_rows:
-                    for column in ("instance", "features"):
-                        if not isinstance(row[column], str):
-                            row[column] = encode(row[column])
-                frame = pl.DataFrame(day_rows, schema=log_schema(), orient="row")
-                write_rows(self.root / f"day={day}", frame)
+                write_rows(self.root / f"day={day}", rows_frame(day_rows))
             except Exception:  # noqa: BLE001  whatever failed (disk, encoding), the rows are kept
                 self._failed(f"rows of {day}")
                 failed += day_rows
@@ -165,7 +156,3 @@ class RequestLogWriter:
                 if attempt + 1 < STOP_ATTEMPTS:
                     time.sleep(min(self.flush_seconds, 1.0))
         log.error("request log of %s: %d answered rows could not be written at stop", self.model, self.buffered)
-
-
-def encode(values: dict[str, Any]) -> str:
-    return json.dumps(values, default=str, separators=(",", ":"))

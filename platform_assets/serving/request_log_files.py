@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,50 @@ def log_schema() -> dict[str, Any]:
         "score": pl.Float64,
         "latency_ms": pl.Float64,
     }
+
+
+def encode(values: dict[str, Any] | str) -> str:
+    """JSON of a served instance or feature row (NaN as null); a few microseconds with orjson
+    (KServe's own JSON library), where the standard library's takes ~8 per row."""
+    import orjson
+
+    if isinstance(values, str):  # encoded by an earlier flush that failed
+        return values
+    try:
+        return orjson.dumps(values, default=str).decode()
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits) the standard library takes
+        return json.dumps(values, default=str, separators=(",", ":"))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_SEPARATOR = "\x1f"
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """The log's frame of the rows the server handed over (dicts of what it served).
+
+    Built from plain column lists: polars converting dicts, datetimes or nested lists holds the GIL
+    for milliseconds (4 ms for 500 rows, measured), a stall of the event loop answering requests,
+    where Python loops let it in at every switch interval."""
+    import polars as pl
+
+    schema = log_schema()
+    plain: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in schema}
+    for name in ("instance", "features"):
+        plain[name] = [encode(v) for v in plain[name]]
+    for name in ("received_at", "event_timestamp"):
+        plain[name] = [(t - _EPOCH) // _MICROSECOND for t in plain[name]]
+    plain["missing_features"] = [_SEPARATOR.join(m) for m in plain["missing_features"]]
+    staged = schema | {"received_at": pl.Int64, "event_timestamp": pl.Int64, "missing_features": pl.String}
+    missing = pl.col("missing_features")
+    return pl.DataFrame(plain, schema=staged).with_columns(
+        pl.col("received_at", "event_timestamp").cast(schema["received_at"]),
+        pl.when(missing == "")
+        .then(pl.lit([], dtype=schema["missing_features"]))
+        .otherwise(missing.str.split(_SEPARATOR))
+        .alias("missing_features"),
+    )
 
 
 def _new_name(prefix: str = "", suffix: str = ".parquet") -> str:

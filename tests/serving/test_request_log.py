@@ -5,7 +5,7 @@ and a compacted day holds the same rows, which a reader never sees twice or half
 from __future__ import annotations
 
 import itertools
-import shutil
+import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,20 @@ def _row(i: int, day: str) -> dict:
         "missing_features": [], "variant": "champion", "answered": True, "model_version": "1",
         "score": i / 100, "latency_ms": 1.0,
     }
+
+
+def test_a_written_row_reads_back_as_the_server_handed_it_over(tmp_path) -> None:
+    paths, model, day = PlatformPaths(tmp_path), "round_trip_model", "2013-03-05"
+    rows = [_row(i, day) for i in range(3)]
+    rows[1] |= {"missing_features": ["wind_gust", "plane_seats"], "received_at": datetime(2013, 3, 4, 23, 59, 59, 999999, tzinfo=UTC)}
+    rows[2] |= {"answered": False, "variant": "shadow", "instance": {"tailnum": None, "origin": "EWR"}}
+    writer = RequestLogWriter(request_log_dir(paths, model), model)
+    writer.append([dict(r) for r in rows])
+    writer.flush()
+    got = read_day(paths, model, day).sort("request_id").to_dicts()
+    for row, back in zip(rows, got, strict=True):
+        assert back == row | {"instance": json.dumps(row["instance"], separators=(",", ":")),
+                              "features": json.dumps(row["features"], separators=(",", ":"))}
 
 
 def _block(root: Path, day: str) -> Path:
