@@ -151,21 +151,31 @@ def response(
     scores: Sequence[float],
     details: Sequence[tuple[str, str, Sequence[str]]],
     request_id: str,
-) -> InferResponse:
+) -> InferResponse | dict[str, Any]:
     """The answer: the probability per flight, and its variant, version and missing features."""
-    variants, versions, missing = zip(*details)
-    outputs = [
-        InferOutput(prediction, [len(scores)], "FP64", data=np.asarray(scores, dtype=np.float64)),
-        InferOutput("variant", [len(scores)], "BYTES", data=np.asarray(variants, dtype=object)),
-        InferOutput("model_version", [len(scores)], "BYTES", data=np.asarray(versions, dtype=object)),
-        InferOutput(
-            "missing_features", [len(scores)], "BYTES", data=np.asarray([",".join(m) for m in missing], dtype=object)
-        ),
+    variants, versions, missing = (list(column) for column in zip(*details))
+    columns: list[tuple[str, str, list[Any]]] = [
+        (prediction, "FP64", list(scores)),
+        ("variant", "BYTES", variants),
+        ("model_version", "BYTES", versions),
+        ("missing_features", "BYTES", [",".join(m) for m in missing]),
     ]
+    if not request.use_binary_outputs and not request.request_outputs:
+        # Plain JSON, as KServe's InferResponse.to_rest would write it, without its round trip of
+        # every output through numpy.
+        return {
+            "id": request.id or request_id,
+            "model_name": model_name,
+            "model_version": None,
+            "outputs": [{"name": n, "shape": [len(v)], "datatype": t, "data": v} for n, t, v in columns],
+            "parameters": {"request_id": request_id},
+        }
+    # Binary tensors or a chosen subset of outputs were asked for: KServe encodes them.
+    numpy_type = {"FP64": np.float64, "BYTES": np.object_}
     return InferResponse(
         response_id=request.id or request_id,
         model_name=model_name,
-        infer_outputs=outputs,
+        infer_outputs=[InferOutput(n, [len(v)], t, data=np.asarray(v, dtype=numpy_type[t])) for n, t, v in columns],
         parameters={"request_id": request_id},
         use_binary_outputs=request.use_binary_outputs,
         requested_outputs=request.request_outputs,

@@ -40,18 +40,25 @@ def server(world, replayed, tmp_path_factory):
         yield server
 
 
-def v2_request(metadata: dict, instances: list[dict]) -> InferRequest:
+def v2_request(metadata: dict, instances: list[dict], binary: bool = False) -> InferRequest:
     """Built from the metadata alone: one tensor per listed input, of its datatype, one value per
-    flight (an unknown tail number as an empty string)."""
+    flight (an unknown tail number as an empty string). `binary`: tensors and answer in the
+    protocol's binary extension instead of JSON."""
     tensors = []
     for spec in metadata["inputs"]:
         values = [instance[spec["name"]] for instance in instances]
         if spec["datatype"] == "BYTES":
             values = ["" if v is None else v for v in values]
         tensor = InferInput(spec["name"], [len(values)], spec["datatype"])
-        tensor.set_data_from_numpy(np.array(values, dtype=NUMPY[spec["datatype"]]), binary_data=False)
+        tensor.set_data_from_numpy(np.array(values, dtype=NUMPY[spec["datatype"]]), binary_data=binary)
         tensors.append(tensor)
-    return InferRequest(model_name=metadata["name"], infer_inputs=tensors)
+    parameters = {"binary_data_output": True} if binary else None
+    return InferRequest(model_name=metadata["name"], infer_inputs=tensors, parameters=parameters)
+
+
+def _output(tensor) -> list:
+    values = tensor.data if tensor.data is not None else tensor.as_numpy().tolist()
+    return [v.decode() if isinstance(v, bytes) else v for v in values]
 
 
 def test_metadata_lists_every_request_field_and_the_outputs(server) -> None:
@@ -72,20 +79,23 @@ def test_metadata_lists_every_request_field_and_the_outputs(server) -> None:
 
 
 async def _both_protocols(server, world, flights: pl.DataFrame, metadata: dict) -> dict[str, dict[str, list]]:
-    """Each request of the replayed flights sent on v1 and on v2 (built from metadata), to both
-    models; per model: flight ids, v1 probabilities, v2 probabilities and v2 variants/versions."""
+    """Each request of the replayed flights sent on v1 and on v2 (built from metadata; every other
+    one in binary tensors), to both models; per model: flight ids, v1 probabilities, v2
+    probabilities and v2 variants/versions."""
     got: dict[str, dict[str, list]] = {s.name: {"ids": [], "v1": [], "v2": [], "variant": [], "version": []}
                                        for s in (MODEL, CANCELLATION)}
     v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
     v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
     # The replay clock: the online store holds, before each request, exactly what was known then.
-    for batch in batches(flights, FeatureClock(world.store(), MODEL.feature_service), max_batch=8):
+    clock = FeatureClock(world.store(), MODEL.feature_service)
+    for k, batch in enumerate(batches(flights, clock, max_batch=8)):
         ids = [f.flight_id for f in parse_body({"instances": batch.instances}, {"EWR", "JFK", "LGA"},
                                                {i["dest"] for i in batch.instances})]
         for spec in (MODEL, CANCELLATION):
             answer = await v1.infer(server.url, {"instances": batch.instances}, model_name=spec.name)
-            response = await v2.infer(server.url, v2_request(metadata[spec.name], batch.instances), model_name=spec.name)
-            outputs = {o.name: o.data for o in response.outputs}
+            request = v2_request(metadata[spec.name], batch.instances, binary=k % 2 == 1)
+            response = await v2.infer(server.url, request, model_name=spec.name)
+            outputs = {o.name: _output(o) for o in response.outputs}
             out = got[spec.name]
             out["ids"] += ids
             out["v1"] += answer["predictions"]
