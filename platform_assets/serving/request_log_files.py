@@ -34,6 +34,8 @@ COMPACTED = "compacted-"
 DROPPED = "dropped-"
 REPLACES = "request_log.replaces"
 READ_ATTEMPTS = 20
+# Compacted files a day keeps before a compaction merges them all (see compact_day).
+MAX_COMPACTED = 4
 
 
 def request_log_dir(paths: PlatformPaths, model: str) -> Path:
@@ -222,7 +224,10 @@ def _compaction_lock(folder: Path) -> Iterator[None]:
 
 
 def compact_day(paths: PlatformPaths, model: str, day: str) -> Compaction:
-    """Rewrite the day's live files as one file (the writer may keep adding files meanwhile)."""
+    """Merge the day's flush files into one compacted file; when that would leave more than
+    MAX_COMPACTED compacted files, merge everything into one. A day is then at most MAX_COMPACTED
+    files plus what the server wrote since, and a busy day is not rewritten whole at every run.
+    The writer may keep adding files meanwhile; the result counts the files and rows it saw."""
     import polars as pl
 
     folder = day_dir(paths, model, day)
@@ -231,12 +236,21 @@ def compact_day(paths: PlatformPaths, model: str, day: str) -> Compaction:
         # Finish what an interrupted compaction left: files its compacted file already holds.
         for name in replaced:
             (folder / name).unlink(missing_ok=True)
-        if len(live) <= 1:
-            rows = pl.scan_parquet(live[0]).select(pl.len()).collect().item() if live else 0
-            return Compaction(len(live), len(live), rows)
-        frame = pl.concat([pl.read_parquet(f) for f in live], how="vertical")
-        metadata = {REPLACES: json.dumps([f.name for f in live])}
+        compacted = [f for f in live if f.name.startswith(COMPACTED)]
+        flushed = [f for f in live if not f.name.startswith(COMPACTED)]
+        merged = live if len(compacted) + bool(flushed) > MAX_COMPACTED else flushed
+        if len(merged) < 2:
+            return Compaction(len(live), len(live), sum(_rows(f) for f in live))
+        kept = [f for f in live if f not in merged]
+        frame = pl.concat([pl.read_parquet(f) for f in merged], how="vertical")
+        metadata = {REPLACES: json.dumps([f.name for f in merged])}
         _publish(folder, _new_name(COMPACTED), lambda p: frame.write_parquet(p, metadata=metadata))
-        for path in live:
+        for path in merged:
             path.unlink()
-        return Compaction(len(live), 1, frame.height)
+        return Compaction(len(live), len(kept) + 1, sum(_rows(f) for f in kept) + frame.height)
+
+
+def _rows(path: Path) -> int:
+    import polars as pl
+
+    return pl.scan_parquet(path).select(pl.len()).collect().item()

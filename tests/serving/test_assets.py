@@ -160,3 +160,24 @@ def test_request_log_reports_the_rows_the_server_could_not_keep(world, replayed,
     log = _metadata(result, "request_log")
     assert log["rows_dropped"] == 7 and log["dagster/row_count"] == rows.height
     assert (log["files_before_compaction"], log["files"]) == (-(-rows.height // 100), 1)
+
+
+def test_compaction_sensor_asks_for_the_days_whose_log_grew_and_again_only_after_it_grew(tmp_path) -> None:
+    from platform_assets.defs.serving.sensors import (
+        COMPACT_AFTER_FILES,
+        request_log_compaction_sensor,
+    )
+    from platform_assets.paths import PlatformPaths
+    from platform_assets.serving.request_log_files import compact_day, log_schema, write_rows
+
+    paths = PlatformPaths(tmp_path)
+    frame = pl.DataFrame(schema=log_schema())
+    for day, count in (("2013-03-01", COMPACT_AFTER_FILES), ("2013-03-02", COMPACT_AFTER_FILES - 1)):
+        for _ in range(count):
+            write_rows(day_dir(paths, MODEL.name, day), frame)
+    context = dg.build_sensor_context(resources={"platform": PlatformPathsResource(home=str(tmp_path))})
+    [request] = request_log_compaction_sensor(context).run_requests
+    newest = max(p.name for p in day_dir(paths, MODEL.name, "2013-03-01").glob("*.parquet"))
+    assert (request.partition_key, request.run_key) == ("2013-03-01", f"request-log-2013-03-01-{newest}")
+    compact_day(paths, MODEL.name, "2013-03-01")
+    assert "no day's request log holds" in request_log_compaction_sensor(context).skip_message

@@ -134,6 +134,24 @@ def test_a_compacted_day_holds_the_same_rows_in_one_file(logged_day) -> None:
     assert compact_day(paths, MODEL.name, day) == files.Compaction(1, 1, before.height)
 
 
+def _flush_files(folder: Path, start: int, count: int) -> None:
+    for k in range(start, start + count):
+        rows = [_row(10 * k + j, "2013-03-01") | {"instance": "{}", "features": "{}"} for j in range(10)]
+        files.write_rows(folder, pl.DataFrame(rows, schema=files.log_schema(), orient="row"))
+
+
+def test_a_busy_day_stays_a_few_files_without_being_rewritten_whole_each_time(tmp_path) -> None:
+    paths, model, day = PlatformPaths(tmp_path), "busy_model", "2013-03-01"
+    folder = day_dir(paths, model, day)
+    for k in range(files.MAX_COMPACTED):  # each compaction merges only the new flush files
+        _flush_files(folder, 3 * k, 3)
+        assert compact_day(paths, model, day) == files.Compaction(k + 3, k + 1, 30 * (k + 1))
+    _flush_files(folder, 3 * files.MAX_COMPACTED, 3)  # one more compacted file would be too many
+    total = 30 * (files.MAX_COMPACTED + 1)
+    assert compact_day(paths, model, day) == files.Compaction(files.MAX_COMPACTED + 3, 1, total)
+    assert sorted(read_day(paths, model, day)["request_id"]) == sorted(f"r{i}" for i in range(total))
+
+
 def test_an_interrupted_compaction_neither_doubles_nor_loses_rows(logged_day, monkeypatch) -> None:
     paths, day = logged_day
     folder = day_dir(paths, MODEL.name, day)
