@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,8 +248,9 @@ def test_a_write_failure_in_the_server_loses_no_row(world, tmp_path) -> None:
     assert sorted(_logged(home, "2013-01-10")["request_id"]) == sorted(answered)
 
 
-def test_sigterm_right_after_answering_loses_no_row(world, tmp_path) -> None:
-    home = tmp_path / "sigterm"
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_right_after_answering_loses_no_row(world, tmp_path, stop) -> None:
+    home = tmp_path / stop.name
     instances = _flights(world, 11, 30)
     # A flush interval no test waits for: only the stop can write these rows.
     with running_server(world, home, "--log-flush-seconds", "3600") as server:
@@ -259,8 +261,8 @@ def test_sigterm_right_after_answering_loses_no_row(world, tmp_path) -> None:
             response = server.predict(batch, session)
             assert response.status_code == 200, response.text
             answered[response.json()["request_id"]] = len(batch)
-        server.stop()  # SIGTERM right after the last answer
-        assert server.process.returncode == 0
+        server.process.send_signal(stop)  # right after the last answer
+        assert server.process.wait(timeout=60) == 0
     logged = _logged(home, "2013-01-11")
     assert logged.group_by("request_id").len().sort("request_id").rows() == sorted(answered.items())
 
