@@ -145,7 +145,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--alias-poll-seconds", type=float, default=5.0,
                         help="how often the registry's aliases are read (a moved alias is served after this)")
     parser.add_argument("--log-flush-seconds", type=float, default=1.0,
-                        help="how often the request log is written; SIGKILL loses at most this much traffic")
+                        help="how often the request log is written; SIGKILL loses the rows answered since the last "
+                        "write began: about this much traffic")
     parser.add_argument("--log-max-rows", type=int, default=MAX_BUFFERED_ROWS,
                         help="request log rows kept in memory at most; answered rows beyond are counted as dropped")
     parser.add_argument("--platform-home", default=str(current.home))
