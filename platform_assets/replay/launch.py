@@ -109,10 +109,12 @@ class RunWorker:
         )
         self._pending: list[str] = []  # handed over, not yet waited for
         self._finished: set[str] = set()  # reported done by the worker, not yet waited for
+        self._handed: list[str] = []  # every run handed over, in order
 
     def submit(self, run_id: str) -> None:
         assert self.process.stdin is not None
         self._pending.append(run_id)
+        self._handed.append(run_id)
         self.process.stdin.write(run_id + "\n")
         self.process.stdin.flush()
 
@@ -139,11 +141,19 @@ class RunWorker:
 
     def cancel_queued(self, instance: dg.DagsterInstance) -> None:
         """Cancel the runs handed over and still queued (the replay ends early): the worker skips
-        them and stops after the run in hand, instead of executing every run queued."""
-        for run_id in self._pending:
+        them and stops after the run in hand, instead of executing every run queued. A run queued
+        behind one that failed gets the reason the worker would have given it, whichever of the two
+        reaches it first."""
+        failed: dg.DagsterRun | None = None
+        for run_id in self._handed:
             run = instance.get_run_by_id(run_id)
-            if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
-                instance.report_run_canceled(run, "the replay ended before its run worker launched this run")
+            if run is None:
+                continue
+            if failed is None and run.is_finished and run.status != dg.DagsterRunStatus.SUCCESS:
+                failed = run
+            elif run_id in self._pending and run.status == dg.DagsterRunStatus.QUEUED:
+                reason = queued_behind(failed) if failed else "the replay ended before its run worker launched this run"
+                instance.report_run_canceled(run, reason)
 
     def close(self, timeout: float = 300) -> None:
         """No more runs: let the one in hand finish (a run left STARTED would look alive in the UI)."""
@@ -155,6 +165,11 @@ class RunWorker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def queued_behind(failed: dg.DagsterRun) -> str:
+    """Why a run queued behind a failed one is canceled, not launched."""
+    return f"run {failed.run_id} ({failed.job_name}), queued before it, ended {failed.status.value}"
 
 
 def serve(dagster_home: Path, log: Path) -> None:
@@ -183,9 +198,7 @@ def serve(dagster_home: Path, log: Path) -> None:
         if run is None or run.status != dg.DagsterRunStatus.QUEUED:
             pass
         elif failed is not None:
-            instance.report_run_canceled(
-                run, f"run {failed.run_id} ({failed.job_name}), queued before it, ended {failed.status.value}"
-            )
+            instance.report_run_canceled(run, queued_behind(failed))
         else:
             try:
                 # As the daemon launches a queued run: STARTING, then this instance's launcher
