@@ -53,6 +53,7 @@ class LocalModelServer(kserve.ModelServer):
         )
         self.host = host
         self._models: list[ServedModel] = []
+        self.dataplane = _checked_dataplane(self.registered_models)
 
     def start(self, models: list[ServedModel]) -> None:  # type: ignore[override]
         from fastapi.exceptions import RequestValidationError
@@ -106,6 +107,27 @@ def _rest_server_class() -> type:
             app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ != "TimingMiddleware"]
 
     return QuietRESTServer
+
+
+def _checked_dataplane(registry: Any) -> Any:
+    from kserve.errors import InvalidInput
+    from kserve.protocol.dataplane import DataPlane
+
+    class CheckedDataPlane(DataPlane):
+        """KServe's data plane, with a malformed binary v2 body (the protocol's binary extension,
+        decoded by KServe before any model sees it) a 400 naming the body and the rule instead of
+        a 500 ("KeyError : 'inputs'")."""
+
+        def decode_inference_request(self, body: Any, headers: Any, model_name: str) -> Any:
+            try:
+                return super().decode_inference_request(body, headers, model_name)
+            except InvalidInput:
+                raise
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                rule = "Open Inference binary request (a JSON header with inputs, then their tensors)"
+                raise InvalidInput(f"body: rule '{rule}' broken: {type(exc).__name__} {exc}") from None
+
+    return CheckedDataPlane(model_registry=registry)
 
 
 async def _invalid_v2_body(request: Any, exc: Any) -> Any:

@@ -178,9 +178,16 @@ def test_malformed_v2_bodies_get_4xx_naming_the_input_and_the_server_stays_up(wo
         assert response.status_code == 400, (named, response.status_code, response.text)
         error = response.json()["error"]
         assert named in error and "rule '" in error, (named, error)
+    # The protocol's binary extension: a JSON header (its length in a header), then the tensors.
+    binary = [(b'{"rows": []}', "body: rule 'Open Inference binary request"),
+              (b'{"inputs": [{"name": "year", "datatype": "INT64", "shape": [1]}]}', "'data' field is missing")]
+    for body, named in binary:
+        headers = {"content-type": "application/octet-stream", "inference-header-content-length": str(len(body))}
+        response = requests.post(url, data=body, headers=headers, timeout=30)
+        assert response.status_code == 400 and named in response.json()["error"], (named, response.text)
     ok = requests.post(url, json=valid, timeout=10)
     assert ok.status_code == 200, ok.text
     assert [o["name"] for o in ok.json()["outputs"]] == [MODEL.prediction, "variant", "model_version", "missing_features"]
     assert server.process.poll() is None
     errors = server.metric("model_requests_total", model=MODEL.name, protocol="v2", variant="none", status="400")
-    assert errors - errors_before == len(cases)
+    assert errors - errors_before == len(cases) + len(binary)
