@@ -50,7 +50,7 @@ ui: $(MANIFEST)
 bench: $(MANIFEST)
 	$(BIN)/python benchmarks/foundation.py
 
-# The model server (KServe v1 protocol) on 127.0.0.1:8080, a route per declared model: champion (and
+# The model server (KServe v1 and Open Inference v2 protocols) on 127.0.0.1:8080, routes per declared model: champion (and
 # challenger) from the MLflow aliases, features from Feast's online store, every answer in the request
 # log under PLATFORM_HOME. Rollout and canary share come from each model's defs.yaml (serving:);
 # ROLLOUT=canary CANARY_PERCENT=20 overrides them for every model.
