@@ -23,36 +23,47 @@ if TYPE_CHECKING:
     from platform_assets.ml.evaluation import EvaluationReport
 
 
-def write_model_card(
-    spec: ModelSpec, paths: Any, client: Any, candidate: Any, report: "EvaluationReport", decision: dg.AssetCheckResult
+def write_card(
+    spec: ModelSpec, paths: Any, client: Any, version: Any, report: "EvaluationReport", **facts: Any
 ) -> Any:
-    """Render the candidate's model card to PLATFORM_HOME/reports/model_cards/<model>/v<version>.html."""
+    """Render a registered version's model card to PLATFORM_HOME/reports/model_cards/<model>/v<version>.html:
+    its data, features and recipe from its tags and run, the gate and held-out metrics of `report`, and
+    the `facts` that differ by caller (gate_passed, gate_reason, search_trials, refit_of)."""
     import polars as pl
 
     from platform_assets.ml.model_card import CardFacts, raw_files_of, render
     from platform_assets.paths import write_text_atomic
 
-    run = client.get_run(candidate.run_id)
-    columns = pl.read_parquet_schema(candidate.tags["training_data_path"])
+    columns = pl.read_parquet_schema(version.tags["training_data_path"])
     numeric, categorical = spec.columns.features(pl.DataFrame(schema=columns))
-    facts = CardFacts(
+    card = CardFacts(
         model_name=spec.name,
-        version=str(candidate.version),
+        version=str(version.version),
         label=spec.label,
         feature_service=spec.feature_service,
-        training_window=candidate.tags.get("training_window", ""),
-        training_data_sha256=candidate.tags.get("training_data_sha256", ""),
-        raw_files=raw_files_of(candidate.tags.get("raw_files")),
+        training_window=version.tags.get("training_window", ""),
+        training_data_sha256=version.tags.get("training_data_sha256", ""),
+        raw_files=raw_files_of(version.tags.get("raw_files")),
         numeric_features=numeric,
         categorical_features=categorical,
-        params=dict(run.data.params),
+        params=dict(client.get_run(version.run_id).data.params),
+        **facts,
+    )
+    target = paths.model_card(spec.name, str(version.version))
+    write_text_atomic(render(card, report), target)
+    return target
+
+
+def write_model_card(
+    spec: ModelSpec, paths: Any, client: Any, candidate: Any, report: "EvaluationReport", decision: dg.AssetCheckResult
+) -> Any:
+    """The candidate's model card, with its gate's decision and the trials of its search, if any."""
+    return write_card(
+        spec, paths, client, candidate, report,
         gate_passed=bool(decision.passed),
         gate_reason=decision.description or "",
         search_trials=tuple(search_trials_of(client, candidate.run_id)),
     )
-    target = paths.model_card(spec.name, str(candidate.version))
-    write_text_atomic(render(facts, report), target)
-    return target
 
 
 def search_trials_of(client: Any, run_id: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from platform_assets.events import EVENTS_TABLE
 from platform_assets.lib.models.keys import ModelKeys
-from platform_assets.lib.models.promotion import EVALUATION_REPORT
+from platform_assets.lib.models.promotion import EVALUATION_REPORT, write_card
 from platform_assets.lib.models.training import LINEAGE_TAGS, fit_and_log, register
 from platform_assets.lib.models.training_set import training_frame
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
@@ -132,34 +132,15 @@ def write_refit_card(
     spec: ModelSpec, platform: PlatformPathsResource, client: Any, candidate: Any, version: str, holdout: list[str]
 ) -> Any:
     """The refit's model card: its own window and data, the candidate's gate and held-out metrics."""
-    import polars as pl
-
     from platform_assets.ml.evaluation import EvaluationReport
-    from platform_assets.ml.model_card import CardFacts, raw_files_of, render
-    from platform_assets.paths import write_text_atomic
 
-    refit = client.get_model_version(spec.name, version)
     report = EvaluationReport(**_load_dict(candidate.tags["evaluation_run_id"], EVALUATION_REPORT))
-    columns = pl.read_parquet_schema(refit.tags["training_data_path"])
-    numeric, categorical = spec.columns.features(pl.DataFrame(schema=columns))
-    facts = CardFacts(
-        model_name=spec.name,
-        version=version,
-        label=spec.label,
-        feature_service=spec.feature_service,
-        training_window=refit.tags.get("training_window", ""),
-        training_data_sha256=refit.tags.get("training_data_sha256", ""),
-        raw_files=raw_files_of(refit.tags.get("raw_files")),
-        numeric_features=numeric,
-        categorical_features=categorical,
-        params=dict(client.get_run(refit.run_id).data.params),
+    return write_card(
+        spec, platform.paths, client, client.get_model_version(spec.name, version), report,
         gate_passed=True,
         gate_reason=candidate.tags.get("gate_reason", ""),
         refit_of=f"v{candidate.version}, trained on {candidate.tags['training_window']}, gated on {', '.join(holdout)}",
     )
-    target = platform.paths.model_card(spec.name, version)
-    write_text_atomic(render(facts, report), target)
-    return target
 
 
 def _load_dict(run_id: str, path: str) -> dict:
