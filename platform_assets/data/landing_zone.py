@@ -132,7 +132,7 @@ def scan(folder: Path, previous: Iterable[LandedFile] = ()) -> list[LandedFile]:
         try:
             stat = path.stat()
             cached = known.get(path.name)
-            if cached and (cached.size, cached.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            if cached and (cached.path, cached.size, cached.mtime_ns) == (path, stat.st_size, stat.st_mtime_ns):
                 found.append(cached)
             else:
                 found.append(inspect(path, table))
@@ -228,9 +228,9 @@ def plan(
         by_table[f.table].append(f)
 
     present = [w for t in REFERENCE_TABLES if (w := _newest(by_table[t])) is not None]
-    reference = ReferenceRun(tuple(present)) if present else None
-    if reference is not None and reference.fingerprint == requested_reference:
-        reference = None
+    before = set(requested_reference.split("|")) if requested_reference else set()
+    # a file removed since is no reason to run: only a new or changed one is
+    reference = ReferenceRun(tuple(present)) if any(f.label not in before for f in present) else None
     missing = [t for t in REFERENCE_TABLES if not by_table[t]]
     if missing:
         notes.append(f"months wait for the reference table(s) {', '.join(missing)}")

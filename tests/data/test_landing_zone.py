@@ -146,6 +146,9 @@ def test_reference_tables_go_first_and_months_wait_for_all_three(tmp_path: Path)
     ready = plan(scan(tmp_path), requested_reference=early.reference.fingerprint)
     assert [f.name for f in ready.reference.files] == ["planes.csv", "airports.csv", "airlines.csv"]
     assert [r.months for r in ready.months] == [("2013-01",)]
+    (tmp_path / "airlines.csv").unlink()  # a removed file runs nothing; the months wait again
+    gone = plan(scan(tmp_path), requested_reference=ready.reference.fingerprint)
+    assert gone.empty and "months wait for the reference table(s) airlines" in gone.notes
 
 
 def test_files_landed_again_with_the_same_content_plan_nothing(tmp_path: Path) -> None:
