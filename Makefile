@@ -28,8 +28,9 @@ $(MANIFEST): $(INSTALLED) $(DBT_SOURCES)
 
 manifest: $(MANIFEST)
 
+# MODELS="delay cancellation" replays both declared models (default: delay).
 run: $(MANIFEST)
-	$(BIN)/python -m platform_assets run
+	$(BIN)/python -m platform_assets run $(if $(MODELS),--models $(MODELS))
 
 # duckdb 2.0's nanobind bindings report "leaked instances" at interpreter exit, after pytest's
 # summary; those lines are dropped so the summary stays the last line. pytest's exit code is kept.

@@ -18,6 +18,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--months", nargs="*", default=all_months(), help="YYYY-MM keys"
     )
     run_parser.add_argument(
+        "--models", nargs="+", default=[constants.REPLAY_MODEL],
+        help="key prefixes of the declared models whose loop runs in the replay (default: "
+        f"{constants.REPLAY_MODEL}; the others' drift sensors are stopped, as the UI's toggle stops them)",
+    )
+    run_parser.add_argument(
         "--drift-share-threshold", type=float, default=None,
         help="replay another policy: also retrain when this share of features drifted (default: not a trigger)",
     )
@@ -43,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from platform_assets.replay.driver import run
 
-        run(args.months, args.drift_share_threshold, args.auc_drop_threshold, args.min_auc_gain)
+        run(args.months, args.models, args.drift_share_threshold, args.auc_drop_threshold, args.min_auc_gain)
     elif args.command == "ui":
         from platform_assets import ui
 

@@ -130,7 +130,7 @@ def test_each_declared_model_is_its_own_group_with_gate_jobs_sensor_and_schedule
         j.name for j in defs.jobs
     }
     sensor = defs.resolve_sensor_def(f"{prefix}_drift_retrain_sensor")
-    assert sensor.job_name == f"{prefix}_train_and_promote"
+    assert [t.job_name for t in sensor.targets] == [f"{prefix}_train_and_promote", f"{prefix}_monthly_scoring"]
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert {f"{prefix}_scheduled_retrain", f"{prefix}_monthly_scoring_schedule"} <= {s.name for s in defs.schedules}
     # The training step's pod: the declaration's GPU count on the GPU pool.

@@ -1,24 +1,25 @@
-"""The replay of 2013 (`make run`, `python -m platform_assets run`): build 2013 on the local instance and replay it month by month.
+"""The replay of 2013 (`make run`, `python -m platform_assets run`): time-lapse production on
+Dagster's own daemon.
 
-The first months train the first champion; every later month is ingested, validated, built into the
-warehouse and Feast, scored, compared with the champion's training data, and handed to the drift
-sensor, whose decision (the daemon's own code) launches the retraining run.
-
-Three lanes share the cores: the month being judged (scoring, drift report, sensor tick, retrain)
-runs here; the months' pipelines (the reference tables and the first months too, while this process
-imports what its runs will load) run ahead, queued for a background run worker (replay.launch); the
-retrain-every-month models the summary compares against train in a prefit process
-(defs.monitoring.prefit) into the fit cache. The worker and the prefit run at a lower priority.
+`dagster dev` (webserver, daemon, code server) runs on the local instance, whose run queue and
+launcher are the deployment's control plane (lib/instance.py). This process is only the world
+around it: a feeder lands 2013 in the landing folder as month files, a few months ahead of the month
+being judged, and a clock watches the instance and prints what the platform did. Everything else is
+Dagster's: the landing sensor requests each month's pipeline, each model's drift sensor requests its
+first model, each month's scoring and drift report, and the retrains its policy calls for; the
+QueuedRunCoordinator launches every run in its own process. At the end the clock submits the replay
+summary through the GraphQL API, prints its table and stops every process it started.
 """
 
 from __future__ import annotations
 
-import importlib
+import datetime as dt
 import os
-import sys
+import signal
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,68 +27,29 @@ import dagster as dg
 
 from platform_assets import constants
 from platform_assets.lib.instance import ensure_dagster_home
-from platform_assets.lib.retrain_replay import KEYS, REPLAYED, latest_report
+from platform_assets.lib.models.keys import ModelKeys
+from platform_assets.lib.resources import shared_resources
+from platform_assets.lib.retrain_replay import KEYS, latest_report
+from platform_assets.ml.declaration import declared_models
 from platform_assets.paths import PlatformPaths
-from platform_assets.replay.launch import in_process_instance, workspace_launcher
+from platform_assets.replay.engine import HOST, dagster_dev, port_free, stop_sensor
+from platform_assets.replay.feeder import Feeder
 from platform_assets.replay.prefit import Prefit
 from platform_assets.settings import reload
 
-# Months whose pipelines may run ahead of the month being scored (in the background worker).
-LOOKAHEAD = 6
-
-# What the runs this process executes (first champion, scoring, drift reports, retrains) import at
-# first use, about 10 s of CPU: imported while the run worker builds the first months instead of on
-# the first champion's path. (AdamW imports torch._dynamo.)
-PRELOAD = {
-    "torch": ("platform_assets.ml.training", "torch._dynamo"),
-    "Feast": ("feast",),
-    "MLflow": ("mlflow",),
-    "Optuna": ("optuna",),
-    "scikit-learn": ("sklearn.ensemble",),
-    "Evidently": ("evidently.presets",),
-    "matplotlib": ("matplotlib.figure",),
-}
-
-# Step logs stay in the run's event log (see them in the UI); the terminal gets one line per step.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Months landed ahead of the month being judged: data keeps arriving while a month is scored.
+LOOKAHEAD = 3
+POLL_SECONDS = 0.5
+PORT = int(os.environ.get("PLATFORM_REPLAY_PORT", "3000"))
+LOCATION = "platform_assets"  # workspace.yaml's code location
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+]
 
 
-@contextmanager
-def output_to(log: Path) -> Iterator[None]:
-    """Send everything runs print (dbt, Feast, MLflow; subprocesses too) to a log file."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with log.open("a") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
-def preload() -> str:
-    """Import PRELOAD's modules; returns the libraries' names."""
-    for modules in PRELOAD.values():
-        for module in modules:
-            importlib.import_module(module)
-    return ", ".join(PRELOAD)
-
-
-def step(label: str, started: float) -> None:
-    print(f"  {label:<58} {time.perf_counter() - started:6.1f}s", flush=True)
-
-
-def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    """Did this run move the champion alias (the champion asset materializes only then)?"""
-    records = instance.fetch_materializations(KEYS.champion, limit=1).records
-    return bool(records) and records[0].run_id == run.run_id
+def declared_prefixes() -> list[str]:
+    return [declaration.key_prefix for declaration in declared_models().values()]
 
 
 def root_cause(error: Any) -> Any:
@@ -97,26 +59,20 @@ def root_cause(error: Any) -> Any:
     return error
 
 
-def succeeded(instance: dg.DagsterInstance, run: dg.DagsterRun, what: str) -> dg.DagsterRun:
-    """The run, if it succeeded; otherwise exit with its failed steps' errors (bad input names its
-    file, column and rule there)."""
-    if run.status != dg.DagsterRunStatus.SUCCESS:
-        failures = [
-            f"  {record.event_log_entry.step_key}: {root_cause(data.error).message.strip()}"
-            for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
-            if (data := record.event_log_entry.dagster_event.step_failure_data) and data.error
-        ]
-        raise SystemExit(
-            "\n".join([f"{what}: run {run.run_id} ended {run.status.value}; see it in `make ui`", *failures])
-        )
-    return run
+def step_failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The failed steps' errors of a run (bad input names its file, column and rule there)."""
+    return [
+        f"  {record.event_log_entry.step_key}: {root_cause(data.error).message.strip()}"
+        for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+        if (data := record.event_log_entry.dagster_event.step_failure_data) and data.error
+    ]
 
 
 def apply_policy_overrides(
     drift_share_threshold: float | None, auc_drop_threshold: float | None, min_auc_gain: float | None
 ) -> None:
-    """The code location runs in its own process (as under `make ui`); the policy travels there as
-    settings. The replay ticks the drift sensor once per replayed month, seconds apart."""
+    """The code location runs in dagster dev's processes; the policy travels there as settings.
+    Sensors tick every second in the replay (a month is seconds long)."""
     overrides = {
         "PLATFORM_DRIFT_SHARE_THRESHOLD": drift_share_threshold,
         "PLATFORM_AUC_DROP_THRESHOLD": auc_drop_threshold,
@@ -138,102 +94,146 @@ def print_done_replay(instance: dg.DagsterInstance, home: Path) -> bool:
     return True
 
 
-class Replay:
-    """One replay of the year: the runs it launches here, the months it hands to the run worker."""
+def fail_interrupted_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Runs a killed replay left starting or started (no process runs them any more: this replay
+    has not started its daemon yet) are marked failed; the daemon's run retries relaunch them.
+    Queued runs stay queued: the daemon launches them."""
+    stale = instance.get_runs(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.NOT_STARTED])
+    )
+    for run in stale:
+        instance.report_run_failed(run, "the replay that launched it was stopped before the run ended")
+    return [run.run_id for run in stale]
 
-    def __init__(self, instance: dg.DagsterInstance, launcher: Any, log: Path, months: Sequence[str]) -> None:
-        self.instance, self.launcher, self.log = instance, launcher, log
-        keys = list(months)
-        self.first_scored = first = constants.REPLAY_FIRST_SCORED_MONTH
-        self.initial = [m for m in keys if m < first] + ([first] if first in keys else [])
-        self.replayed = keys[keys.index(first):] if first in keys else []
-        self.ahead: dict[str, str] = {}  # month -> its pipeline's run id, handed to the background worker
 
-    def launch(self, job: str, what: str, ops: dict | None = None, **kwargs: Any) -> dg.DagsterRun:
-        run_config = {**QUIET, "ops": ops} if ops else QUIET
-        with output_to(self.log):
-            return succeeded(self.instance, self.launcher.launch(job, run_config=run_config, **kwargs), what)
+def decision(instance: dg.DagsterInstance, month: str) -> dict | None:
+    """The drift sensor's decision on `month`'s newest report (an observation it records), if made."""
+    reports = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=KEYS.drift_report, asset_partitions=[month]), limit=1
+    ).records
+    if not reports:
+        return None
+    observed = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=KEYS.drift_report, asset_partitions=[month], after_storage_id=reports[0].storage_id),
+        limit=1,
+    ).records
+    return {k: v.value for k, v in observed[0].asset_observation.metadata.items()} if observed else None
 
-    def start_next(self, month: str) -> None:
-        # The months' pipelines (landing to Feast) run ahead, in order, up to LOOKAHEAD months
-        # past the month being scored, its report decided on and any retrain trained: data keeps
-        # arriving while a month is judged. Point-in-time joins read nothing dated after the
-        # flight they serve, so a month's scores, reports and retrains do not change when later
-        # months land beside them.
-        position = self.replayed.index(month)
-        for upcoming in self.replayed[position + 1 : position + 1 + LOOKAHEAD]:
-            if upcoming not in self.initial and upcoming not in self.ahead:
-                with output_to(self.log):
-                    self.ahead[upcoming] = self.launcher.start("monthly_pipeline", partition=upcoming, run_config=QUIET)
 
-    def first_months(self) -> None:
-        """The reference tables and the months before the first scored one (together: one run, one
-        dbt build) run in the background worker, queued with the months after them; meanwhile this
-        process imports what its own runs' steps load at first use."""
-        t0 = time.perf_counter()
-        with output_to(self.log):
-            reference = self.launcher.start("reference_tables", run_config=QUIET)
-            first_runs = [(reference, "reference tables", "planes, airports, airlines")]
-            if self.initial:
-                span = f"{self.initial[0]}..{self.initial[-1]}"
-                first_runs.append((
-                    self.launcher.start(
-                        "monthly_pipeline", partition_range=(self.initial[0], self.initial[-1]), run_config=QUIET
-                    ),
-                    span, "ingest, validate, dbt build, Feast online store",
-                ))
-        if self.replayed:
-            self.start_next(self.first_scored)
-            with output_to(self.log):  # libraries' import-time warnings go to the log
-                imported = preload()
-            step(f"{len(first_runs) + len(self.ahead)} runs queued for the run worker; {imported} imported", t0)
-        for run_id, what, steps in first_runs:
-            with output_to(self.log):
-                done = succeeded(self.instance, self.launcher.finish(run_id), what)
-            stats = self.instance.get_run_stats(done.run_id)
-            label = f"{what}: {steps}"
-            print(f"  {label:<58} {(stats.end_time or 0) - (stats.start_time or 0):6.1f}s (run worker)", flush=True)
+def describe(record: dg.RunRecord) -> str:
+    run = record.dagster_run
+    what = run.tags.get("dagster/partition") or "..".join(
+        filter(None, (run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")))
+    )
+    return f"{run.job_name}{f' {what}' if what else ''}"
 
-    def first_champion(self) -> None:
-        """The first champion's hyperparameters come from an Optuna search; the drift sensor's
-        retrains reuse the champion's recipe."""
-        t0 = time.perf_counter()
-        first = self.launch(KEYS.train_job, "the first model", ops={KEYS.op("model"): {"config": {"search": True}}})
-        step(
-            f"first champion: search ({REPLAYED.training.search_trials} trials), train "
-            f"{REPLAYED.training.window}, gate on {self.first_scored}", t0
+
+@dataclass
+class Clock:
+    """Lands the months and reports what the daemon did with them, as it happens."""
+
+    instance: dg.DagsterInstance
+    feeder: Feeder
+    months: Sequence[str]
+    started: float = field(default_factory=time.time)
+    landed: list[str] = field(default_factory=list)
+    decided: list[str] = field(default_factory=list)
+    reported: set[str] = field(default_factory=set)
+    first_scored: str = constants.REPLAY_FIRST_SCORED_MONTH
+
+    @property
+    def initial(self) -> list[str]:
+        return [m for m in self.months if m <= self.first_scored]
+
+    @property
+    def replayed(self) -> list[str]:
+        return [m for m in self.months if m >= self.first_scored]
+
+    def land(self) -> None:
+        """The reference tables and the first months as one landing, then each month on its own,
+        up to LOOKAHEAD months past the last month decided."""
+        if not self.landed:
+            self.feeder.land_reference()
+            self.feeder.land_months(self.initial)
+            self.landed.extend(self.initial)
+            print(f"  landed planes, airports, airlines and {self.initial[0]}..{self.initial[-1]}", flush=True)
+        horizon = self.replayed[: len(self.decided) + LOOKAHEAD + 1]
+        for month in horizon:
+            if month not in self.landed:
+                self.feeder.land_months([month])
+                self.landed.append(month)
+
+    def ended_runs(self) -> list[dg.RunRecord]:
+        records = self.instance.get_run_records(
+            dg.RunsFilter(created_after=dg_datetime(self.started)), order_by="create_timestamp", ascending=True
         )
-        if not promoted(self.instance, first):
-            raise SystemExit("the first model did not pass the gate; see the run in `make ui`")
+        return [r for r in records if r.dagster_run.is_finished and r.dagster_run.run_id not in self.reported]
 
-    def month(self, month: str) -> None:
-        """Land, score and report the month; the drift sensor decides; its retrain runs here."""
-        t0 = time.perf_counter()
-        if month in self.ahead:
-            with output_to(self.log):
-                succeeded(self.instance, self.launcher.finish(self.ahead.pop(month)), month)
-        elif month not in self.initial:
-            self.launch("monthly_pipeline", month, partition=month)
-        self.start_next(month)
-        self.launch(KEYS.scoring_job, month, partition=month)
-        report = latest_report(self.instance, month)
-        # The sensor daemon's own iteration: it evaluates the sensor, records the tick and
-        # launches the retraining run it asks for (executed here, before it returns).
-        with output_to(self.log):
-            tick, retrains = self.launcher.tick_sensor(KEYS.sensor)
-        if retrains:
-            decision = "retrain: " + "; ".join(r.tags["platform/retrain_reason"].split(": ", 1)[1] for r in retrains)
-        else:
-            decision = "skip: " + (tick.skip_reason or "").split(": ", 1)[-1]
-        print(
-            f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
-            f"{decision} ({time.perf_counter() - t0:.1f}s)",
-            flush=True,
-        )
-        for retrain in retrains:
-            succeeded(self.instance, retrain, f"retraining after {month}")
-            print(f"{'':<8} retrained on {retrain.run_config['ops'][KEYS.op('training_set')]['config']}: "
-                  f"{'promoted' if promoted(self.instance, retrain) else 'gate kept the champion'}", flush=True)
+    def report_runs(self) -> None:
+        for record in self.ended_runs():
+            run = record.dagster_run
+            self.reported.add(run.run_id)
+            queued = (record.start_time or record.create_timestamp.timestamp()) - record.create_timestamp.timestamp()
+            took = (record.end_time or 0) - (record.start_time or 0)
+            if run.status != dg.DagsterRunStatus.SUCCESS:
+                failures = step_failures(self.instance, run.run_id)
+                if failures or run.tags.get("dagster/retry_number"):
+                    raise SystemExit(
+                        "\n".join([f"{describe(record)}: run {run.run_id} ended {run.status.value}; see it in `make ui`", *failures])
+                    )
+                print(f"  {describe(record):<44} {run.status.value} (the daemon retries it)", flush=True)
+                continue
+            if run.job_name != KEYS.scoring_job:  # scoring shows in the month's line
+                print(f"  {describe(record):<44} {took:6.1f}s run, {queued:4.1f}s queued", flush=True)
+
+    def report_decisions(self) -> None:
+        for month in self.replayed:
+            if month in self.decided:
+                continue
+            made = decision(self.instance, month)
+            if made is None:
+                return
+            report = latest_report(self.instance, month)
+            if not self.decided:
+                print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
+            self.decided.append(month)
+            print(
+                f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
+                f"{made['decision']}: {made['reason'].split(': ', 1)[-1]}",
+                flush=True,
+            )
+
+    def in_flight(self) -> list[dg.DagsterRun]:
+        return self.instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
+
+    def done(self) -> bool:
+        return len(self.decided) == len(self.replayed) and not self.in_flight()
+
+    def tick(self) -> None:
+        self.land()
+        self.report_runs()
+        self.report_decisions()
+
+
+def dg_datetime(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+
+
+def interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_summary(instance: dg.DagsterInstance, port: int) -> dg.DagsterRun:
+    """The replay summary, submitted through the GraphQL API as the UI's launchpad would."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient(HOST, port_number=port)
+    run_id = client.submit_job_execution("replay_summary_job", repository_location_name="platform_assets")
+    while not (run := instance.get_run_by_id(run_id)) or not run.is_finished:
+        time.sleep(POLL_SECONDS)
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        raise SystemExit("\n".join([f"replay summary: run {run_id} ended {run.status.value}", *step_failures(instance, run_id)]))
+    return run
 
 
 def print_summary(instance: dg.DagsterInstance, summary: dg.DagsterRun) -> None:
@@ -248,6 +248,7 @@ def print_summary(instance: dg.DagsterInstance, summary: dg.DagsterRun) -> None:
 
 def run(
     months: Sequence[str],
+    models: Sequence[str] = (KEYS.prefix,),
     drift_share_threshold: float | None = None,
     auc_drop_threshold: float | None = None,
     min_auc_gain: float | None = None,
@@ -256,35 +257,47 @@ def run(
     current = reload()
     paths = PlatformPaths.from_settings(current)
     ensure_dagster_home(paths)
-    instance = in_process_instance(paths.dagster_home)
-    if print_done_replay(instance, current.home):
-        return
-    log = paths.logs / "make-run.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"PLATFORM_HOME={current.home} (env {current.env}); DAGSTER_HOME={instance.root_directory}")
-    print(f"dbt, Feast and MLflow output: {log}", flush=True)
-    started = time.perf_counter()
-    with ExitStack() as stack:
-        t0 = time.perf_counter()
-        with output_to(log):  # the code server's own output goes to the log too
-            launcher = stack.enter_context(workspace_launcher(instance, worker_log=log))
-        step("code location loaded (workspace.yaml, as `make ui` loads it)", t0)
-        replay = Replay(instance, launcher, log, months)
-        replay.first_months()
-        if not replay.replayed:
-            print(f"done in {time.perf_counter() - started:.1f}s (no month from {replay.first_scored} on: no training)")
+    # A terminated replay (SIGTERM) stops what it started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, interrupt)
+    if not port_free(PORT):
+        raise SystemExit(f"port {PORT} is in use (is `make ui` running?): stop it, or set PLATFORM_REPLAY_PORT")
+    with dg.DagsterInstance.get() as instance:
+        if print_done_replay(instance, current.home):
             return
-        replay.first_champion()
-        print(f"\n{'month':<8} {'drift share':>11} {'AUC':>7} {'champion':>8}  drift sensor's decision", flush=True)
-        prefit = Prefit(log)
-        stack.callback(prefit.close)
-        for month in replay.replayed:
-            replay.month(month)
-            if month != replay.replayed[-1]:  # the last month's model trains in the summary, beside its scoring
-                prefit.after(month)
-        t0 = time.perf_counter()
-        prefit.finish_at_full_priority()
-        summary = replay.launch("replay_summary_job", "replay summary")
-        step("replay summary (frozen and monthly-retrain policies computed)", t0)
-    print_summary(instance, summary)
-    print(f"\ndone in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs, reports and sensor ticks", flush=True)
+        interrupted = fail_interrupted_runs(instance)
+        log = paths.logs / "make-run.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"PLATFORM_HOME={current.home} (env {current.env}); DAGSTER_HOME={instance.root_directory}")
+        print(f"dagster dev (webserver, daemon, code server) and the runs' output: {log}", flush=True)
+        if interrupted:
+            print(f"{len(interrupted)} run(s) of an interrupted replay marked failed; the daemon retries them")
+        started = time.perf_counter()
+        # The MLflow store exists before the first runs: two models' first runs creating its
+        # SQLite tables at once would race.
+        shared_resources()["mlflow_store"].activate()
+        with ExitStack() as stack:
+            stack.enter_context(dagster_dev({"DAGSTER_HOME": str(instance.root_directory)}, log, PORT))
+            print(f"  Dagster's webserver and daemon up {time.perf_counter() - started:6.1f}s: "
+                  f"watch the year unfold at http://{HOST}:{PORT}", flush=True)
+            for prefix in sorted(set(declared_prefixes()) - set(models)):
+                # Its sensor would train and score it beside the replayed models: stopped, as the
+                # UI's toggle stops it (start it there to bring the model into the loop).
+                stop_sensor(PORT, LOCATION, ModelKeys(prefix).sensor)
+                print(f"  {ModelKeys(prefix).sensor} stopped (not replayed; `--models` adds it)", flush=True)
+            clock = Clock(instance, Feeder(current.raw_data_dir, current.landing_incoming), months)
+            prefit = Prefit(log)
+            stack.callback(prefit.close)
+            while not clock.done():
+                before = len(clock.decided)
+                clock.tick()
+                for month in clock.decided[before:]:
+                    if month != clock.replayed[-1]:  # the last month's model trains in the summary
+                        prefit.after(month)
+                time.sleep(POLL_SECONDS)
+            t0 = time.perf_counter()
+            prefit.finish_at_full_priority()
+            summary = run_summary(instance, PORT)
+            print(f"  replay summary (frozen and monthly-retrain policies) {time.perf_counter() - t0:6.1f}s", flush=True)
+        print_summary(instance, summary)
+        print(f"\ndone in {time.perf_counter() - started:.1f}s; `make ui` to browse the runs, reports and sensor ticks",
+              flush=True)

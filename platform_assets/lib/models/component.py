@@ -19,7 +19,7 @@ from platform_assets.lib.models.promotion import build_champion_asset, build_eva
 from platform_assets.lib.models.refit import build_refit_asset
 from platform_assets.lib.models.scoring import build_drift_report_asset, build_predictions_asset
 from platform_assets.lib.models.search_job import build_search_job
-from platform_assets.lib.models.sensor import build_drift_retrain_sensor, build_scheduled_retrain
+from platform_assets.lib.models.sensor import ModelLoop, build_drift_retrain_sensor, build_scheduled_retrain
 from platform_assets.lib.models.training import build_model_asset
 from platform_assets.lib.models.training_set import build_training_set_asset
 from platform_assets.ml.declaration import ModelDeclaration
@@ -39,6 +39,15 @@ class ModelLifecycle(dg.Component, dg.Resolvable, ModelDeclaration):
         declared = {k: v for k, v in self.k8s.model_dump().items() if v is not None}
         gpu: GpuStepSettings = settings().gpu
         return {"dagster-k8s/config": gpu_step_k8s_config(GpuStepSettings(**{**vars(gpu), **declared}))}
+
+    @property
+    def loop(self) -> ModelLoop:
+        return ModelLoop(
+            scoring_job=self.keys.scoring_job,
+            first_window=self.training.window,
+            holdout_months=self.training.holdout_months,
+            search=self.training.search_trials > 0,
+        )
 
     def build_assets(self) -> list[dg.AssetsDefinition]:
         spec, keys, configs = self.spec, self.keys, ModelConfigs.of(self)
@@ -93,6 +102,6 @@ class ModelLifecycle(dg.Component, dg.Resolvable, ModelDeclaration):
         return dg.Definitions(
             assets=self.build_assets(),
             jobs=list(jobs.values()),
-            sensors=[build_drift_retrain_sensor(keys, policy, keys.train_job, status)],
+            sensors=[build_drift_retrain_sensor(keys, policy, [jobs["train"], jobs["scoring"]], status, self.loop)],
             schedules=[build_scheduled_retrain(keys, policy, keys.train_job), scoring_schedule],
         )
