@@ -8,9 +8,19 @@ its runs' step timings from the event log, so the table covers every run `make r
 - run overhead: each run's wall time minus its steps (run start, resources, event writes);
 - outside runs: the replay's wall time when no run was executing (code location load, sensor
   ticks, waits);
-- overlap: run time spent while another run was executing too. The replay runs month m+1's
-  pipeline in a background worker while month m is scored, so the steps add up to more than the
-  replay's wall time; the overlap is by how much.
+- overlap: run time spent while another run was executing too. The months' pipelines run ahead
+  while a month is scored, so the steps add up to more than the replay's wall time; the overlap is
+  by how much.
+
+and the engine's cost per run, per job (every run is queued, dequeued by the daemon and launched as
+a process of its own):
+
+- queued: run created (by a sensor or the GraphQL API) to its launch by the daemon (RUN_STARTING;
+  the months' pipelines wait there for their lane);
+- start-up: launch to the first step (process start, code-location load, resources)
+  (the first-use imports of Feast, torch, MLflow and Evidently fall in the steps that use them);
+- tick latency: for a model's runs, the model's previous run's end to this run's creation (the
+  drift sensor's next tick: the sensor daemon evaluates at most every 5 s).
 
     .venv/bin/python benchmarks/replay_breakdown.py [--home .platform] [--run]
 """
@@ -90,6 +100,39 @@ def breakdown(home: Path) -> tuple[list[tuple[str, float, int]], dict[str, float
         return rows, totals
 
 
+def engine_costs(home: Path) -> list[tuple[str, int, float, float, float]]:
+    """Per job: (job, runs, mean queued s, mean start-up s, mean tick latency s or nan)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        records = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp)
+        per_job: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+        model_end: dict[str, float] = {}
+        for record in records:
+            run = record.dagster_run
+            created = record.create_timestamp.timestamp()
+            events = {
+                e.dagster_event.event_type_value: e.timestamp
+                for e in reversed(instance.all_logs(run.run_id))
+                if e.dagster_event is not None
+            }
+            dequeued = events.get("PIPELINE_STARTING", created)  # the daemon dequeued and launched it
+            first_step = events.get("STEP_START")
+            if first_step is None or record.end_time is None:
+                continue
+            model = run.tags.get("platform/model")
+            tick = created - model_end[model] if model in model_end and run.tags.get("dagster/sensor_name") else float("nan")
+            if model:
+                model_end[model] = record.end_time
+            per_job[run.job_name].append((dequeued - created, first_step - dequeued, tick))
+        rows = []
+        for job, costs in sorted(per_job.items()):
+            ticks = [c[2] for c in costs if c[2] == c[2]]
+            rows.append((job, len(costs), sum(c[0] for c in costs) / len(costs), sum(c[1] for c in costs) / len(costs),
+                         sum(ticks) / len(ticks) if ticks else float("nan")))
+        return rows
+
+
 def covered(intervals: list[tuple[float, float]]) -> float:
     """Seconds during which at least one of the intervals was open."""
     total, reach = 0.0, float("-inf")
@@ -127,6 +170,9 @@ def main() -> None:
     print(f"{'first run start to last run end':<52} {span:>8.1f}")
     if wall is not None:
         print(f"{'make run wall time (process start to exit)':<52} {wall:>8.1f}")
+    print(f"\n{'job (engine cost per run, means)':<36} {'runs':>5} {'queued':>7} {'start-up':>9} {'tick':>6}")
+    for job, count, queued, startup, tick in engine_costs(home):
+        print(f"{job:<36} {count:>5} {queued:>7.1f} {startup:>9.1f} {tick:>6.1f}")
 
 
 if __name__ == "__main__":

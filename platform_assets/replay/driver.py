@@ -120,6 +120,12 @@ def decision(instance: dg.DagsterInstance, month: str) -> dict | None:
     return {k: v.value for k, v in observed[0].asset_observation.metadata.items()} if observed else None
 
 
+def promoted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Did this run move the champion alias (the champion asset materializes only then)?"""
+    records = instance.fetch_materializations(KEYS.champion, limit=20).records
+    return any(record.run_id == run.run_id for record in records)
+
+
 def describe(record: dg.RunRecord) -> str:
     run = record.dagster_run
     what = run.tags.get("dagster/partition") or "..".join(
@@ -140,6 +146,7 @@ class Clock:
     decided: list[str] = field(default_factory=list)
     reported: set[str] = field(default_factory=set)
     first_scored: str = constants.REPLAY_FIRST_SCORED_MONTH
+    last: float = field(default_factory=time.time)  # when the last month was decided
 
     @property
     def initial(self) -> list[str]:
@@ -185,6 +192,11 @@ class Clock:
                 continue
             if run.job_name != KEYS.scoring_job:  # scoring shows in the month's line
                 print(f"  {describe(record):<44} {took:6.1f}s run, {queued:4.1f}s queued", flush=True)
+            if run.job_name == KEYS.train_job and run.tags.get("platform/trigger") == "drift":
+                window = run.run_config["ops"][KEYS.op("training_set")]["config"]
+                print(f"  {'':<8} retrained on {window['start_month']}..{window['end_month']} after "
+                      f"{run.tags['platform/drift_report_month']}'s report: "
+                      f"{'promoted' if promoted(self.instance, run) else 'gate kept the champion'}", flush=True)
 
     def report_decisions(self) -> None:
         for month in self.replayed:
@@ -199,9 +211,10 @@ class Clock:
             self.decided.append(month)
             print(
                 f"{month:<8} {report['drift_share']:>11.2f} {report['auc']:>7.4f} {report['model_version']:>8}  "
-                f"{made['decision']}: {made['reason'].split(': ', 1)[-1]}",
+                f"{made['decision']}: {made['reason'].split(': ', 1)[-1]} ({time.time() - self.last:.1f}s)",
                 flush=True,
             )
+            self.last = time.time()
 
     def in_flight(self) -> list[dg.DagsterRun]:
         return self.instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))

@@ -85,6 +85,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path, real_f
         "PLATFORM_HOME": str(root / "made"),
         "RAW_DATA_DIR": str(raw),
         "PLATFORM_REPORTS_URL": f"http://127.0.0.1:{reports_port}",
+        "PLATFORM_REPLAY_PORT": str(free_port()),  # the replay's own dagster dev
     }
     made = subprocess.run(
         [sys.executable, "-m", "platform_assets", "run", "--months", *MONTHS,
