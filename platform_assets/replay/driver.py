@@ -40,6 +40,9 @@ from platform_assets.settings import reload
 # Months landed ahead of the month being judged: data keeps arriving while a month is scored.
 LOOKAHEAD = 3
 POLL_SECONDS = 0.5
+# No run queued or running this long (sensor ticks come every 5 s): the sensors are waiting on
+# something that will not come (a failed month's corrected file).
+STALL_SECONDS = 90
 PORT = int(os.environ.get("PLATFORM_REPLAY_PORT", "3000"))
 LOCATION = "platform_assets"  # workspace.yaml's code location
 IN_FLIGHT = [
@@ -147,6 +150,7 @@ class Clock:
     reported: set[str] = field(default_factory=set)
     first_scored: str = constants.REPLAY_FIRST_SCORED_MONTH
     last: float = field(default_factory=time.time)  # when the last month was decided
+    idle_since: float = field(default_factory=time.time)  # since when no run was queued or running
 
     @property
     def initial(self) -> list[str]:
@@ -171,8 +175,9 @@ class Clock:
                 self.landed.append(month)
 
     def ended_runs(self) -> list[dg.RunRecord]:
+        # Runs that ended since this replay started, whoever created them (a killed replay's runs too).
         records = self.instance.get_run_records(
-            dg.RunsFilter(created_after=dg_datetime(self.started)), order_by="create_timestamp", ascending=True
+            dg.RunsFilter(updated_after=dg_datetime(self.started)), order_by="create_timestamp", ascending=True
         )
         return [r for r in records if r.dagster_run.is_finished and r.dagster_run.run_id not in self.reported]
 
@@ -220,7 +225,16 @@ class Clock:
         return self.instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
 
     def done(self) -> bool:
-        return len(self.decided) == len(self.replayed) and not self.in_flight()
+        if len(self.decided) == len(self.replayed) and not self.in_flight():
+            return True
+        if self.in_flight():
+            self.idle_since = time.time()
+        elif time.time() - self.idle_since > STALL_SECONDS:
+            raise SystemExit(
+                f"no run queued or running for {STALL_SECONDS}s and {len(self.replayed) - len(self.decided)} "
+                "month(s) not decided: see the sensors' ticks in `make ui` (Automation) for why"
+            )
+        return False
 
     def tick(self) -> None:
         self.land()

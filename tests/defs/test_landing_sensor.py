@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import uuid
 import polars as pl
 import pytest
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from platform_assets.defs.ingestion.sensor import landing_sensor
+from platform_assets.defs.pipeline.jobs import PIPELINE_LANE
 from platform_assets.lib.resources import PlatformPathsResource, RawSourceResource
 from platform_assets.replay.feeder import Feeder
 
@@ -29,6 +31,25 @@ def evaluate(instance: dg.DagsterInstance, incoming: Path, cursor: str | None) -
         instance=instance, cursor=cursor, resources={"raw_source": RawSourceResource(landing_dir=str(incoming))}
     )
     return landing_sensor(context)
+
+
+def ran(instance: dg.DagsterInstance, request: dg.RunRequest, status: dg.DagsterRunStatus = dg.DagsterRunStatus.SUCCESS) -> None:
+    """The run the sensor requested, ended with `status` (as the daemon would have recorded it)."""
+    tags = {**request.tags, **PIPELINE_LANE}
+    if request.partition_key:
+        tags["dagster/partition"] = request.partition_key
+    instance.add_run(dg.DagsterRun(job_name=request.job_name, run_id=str(uuid.uuid4()), status=status, tags=tags))
+
+
+def requests(instance: dg.DagsterInstance, incoming: Path, cursor: str | None = None) -> tuple[list[dg.RunRequest], str]:
+    """Evaluate, let each requested run succeed, evaluate again, until nothing more is requested."""
+    made: list[dg.RunRequest] = []
+    while (result := evaluate(instance, incoming, cursor)).run_requests:
+        [request] = result.run_requests  # one pipeline run at a time
+        ran(instance, request)
+        made.append(request)
+        cursor = result.cursor
+    return made, result.cursor
 
 
 def short(path: Path) -> str:
@@ -50,8 +71,7 @@ def test_reference_tables_then_one_run_per_landed_month(feeder: Feeder) -> None:
     feeder.land_months(["2013-01"])
     feeder.land_months(["2013-02"])
     with dg.DagsterInstance.ephemeral() as instance:
-        result = evaluate(instance, incoming, None)
-    reference, january, february = result.run_requests
+        (reference, january, february), _ = requests(instance, incoming)
     assert reference.job_name == "reference_tables"
     assert reference.run_key == (
         f"reference-planes.csv@{short(incoming / 'planes.csv')}|airports.csv@{short(incoming / 'airports.csv')}"
@@ -90,7 +110,7 @@ def test_a_whole_year_file_is_one_run_over_its_months(tmp_path: Path, raw_dir: P
     incoming.joinpath("flights.csv").write_bytes((raw_dir / "flights.csv").read_bytes())
     incoming.joinpath("weather.csv").write_bytes((raw_dir / "weather.csv").read_bytes())
     with dg.DagsterInstance.ephemeral() as instance:
-        _, year = evaluate(instance, incoming, None).run_requests
+        (_, year), _ = requests(instance, incoming)
     # the small raw folder holds flights for January to March; weather for the whole year
     assert year.partition_key is None
     assert year.tags["dagster/asset_partition_range_start"] == "2013-01"
@@ -103,28 +123,56 @@ def test_the_cursor_remembers_what_was_requested(feeder: Feeder) -> None:
     feeder.land_reference()
     feeder.land_months(["2013-01"])
     with dg.DagsterInstance.ephemeral() as instance:
-        first = evaluate(instance, incoming, None)
-        assert len(first.run_requests) == 2
+        first, cursor = requests(instance, incoming)
+        assert len(first) == 2
         # landed again, same content: new mtimes, nothing to run
         feeder.land_reference()
         feeder.land_months(["2013-01"])
-        again = evaluate(instance, incoming, first.cursor)
+        again = evaluate(instance, incoming, cursor)
         assert again.run_requests == []
         assert again.skip_reason.skip_message == (
             f"{incoming}: airlines.csv, airports.csv, flights_2013-01.csv, planes.csv, weather_2013-01.csv; "
             "already requested from the same files: 2013-01"
         )
         # a lost cursor plans the same runs under the same run keys: Dagster starts none of them twice
-        assert [r.run_key for r in evaluate(instance, incoming, None).run_requests] == [r.run_key for r in first.run_requests]
+        with dg.DagsterInstance.ephemeral() as fresh:
+            assert [r.run_key for r in requests(fresh, incoming)[0]] == [r.run_key for r in first]
 
         flights = incoming / "flights_2013-01.csv"
         frame = pl.read_csv(flights, infer_schema=False)
         frame.head(frame.height - 1).write_csv(flights)
         changed = evaluate(instance, incoming, again.cursor)
         [request] = changed.run_requests
-        assert request.partition_key == "2013-01" and request.run_key != first.run_requests[1].run_key
+        assert request.partition_key == "2013-01" and request.run_key != first[1].run_key
         assert f"flights_2013-01.csv@{short(flights)}" in request.run_key
         assert evaluate(instance, incoming, changed.cursor).run_requests == []
+
+
+def test_one_pipeline_run_at_a_time_and_nothing_built_on_a_failed_month(feeder: Feeder) -> None:
+    incoming = feeder.landing_dir
+    feeder.land_reference()
+    for month in ("2013-01", "2013-02", "2013-03"):
+        feeder.land_months([month])
+    with dg.DagsterInstance.ephemeral() as instance:
+        start = evaluate(instance, incoming, None)
+        [reference] = start.run_requests
+        ran(instance, reference, dg.DagsterRunStatus.STARTED)
+        waiting = evaluate(instance, incoming, start.cursor)
+        assert waiting.run_requests == [] and waiting.skip_reason.skip_message.startswith("waiting for run ")
+        ran(instance, reference)
+        first = evaluate(instance, incoming, waiting.cursor)
+        [january] = first.run_requests
+        ran(instance, january, dg.DagsterRunStatus.FAILURE)
+        blocked = evaluate(instance, incoming, first.cursor)
+        assert blocked.run_requests == []
+        assert "ended FAILURE: land a corrected file for 2013-01 to go on" in blocked.skip_reason.skip_message
+        # The corrected January lands: it runs, then February and March follow.
+        flights = incoming / "flights_2013-01.csv"
+        frame = pl.read_csv(flights, infer_schema=False)
+        frame.head(frame.height - 1).write_csv(flights)
+        made, _ = requests(instance, incoming, blocked.cursor)
+        assert [r.partition_key for r in made] == ["2013-01", "2013-02", "2013-03"]
+        assert made[0].run_key != january.run_key
 
 
 def test_nothing_landed_is_a_skip_naming_the_folder(tmp_path: Path) -> None:
@@ -149,7 +197,7 @@ def test_the_requested_run_lands_the_landed_file(feeder: Feeder, platform_home: 
     feeder.land_reference()
     feeder.land_months(["2013-01"])
     with dg.DagsterInstance.ephemeral() as instance:
-        _, january = evaluate(instance, incoming, None).run_requests
+        (_, january), _ = requests(instance, incoming)
     resources = {"platform": PlatformPathsResource(home=str(platform_home)), "raw_source": RawSourceResource(landing_dir=str(incoming))}
     result = dg.materialize(
         raw_assets, selection=["raw_flights", "raw_weather"], partition_key="2013-01",
