@@ -9,11 +9,11 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
-import uuid
 import polars as pl
 import pytest
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus

@@ -14,7 +14,11 @@ from platform_assets.data.landing_zone import (
     plan,
     scan,
 )
-from platform_assets.defs.pipeline.jobs import PIPELINE_LANE, monthly_pipeline_job, reference_tables_job
+from platform_assets.defs.pipeline.jobs import (
+    PIPELINE_LANE,
+    monthly_pipeline_job,
+    reference_tables_job,
+)
 from platform_assets.lib.resources import RawSourceResource
 from platform_assets.months import all_months
 from platform_assets.settings import settings
@@ -134,7 +138,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, raw_source: RawSourceRes
     chosen = None if waiting else next_run(planned, failed)
     if chosen is None:
         why = waiting or (
-            f"{sorted(f for f in failed if f.startswith('run '))[0]}: land a corrected file for "
+            f"{min(f for f in failed if f.startswith('run '))}: land a corrected file for "
             f"{', '.join(sorted(f for f in failed if not f.startswith('run ')))} to go on"
         )
         return dg.SensorResult(skip_reason=dg.SkipReason(why), cursor=state.to_cursor())

@@ -19,7 +19,11 @@ from platform_assets.lib.models.promotion import build_champion_asset, build_eva
 from platform_assets.lib.models.refit import build_refit_asset
 from platform_assets.lib.models.scoring import build_drift_report_asset, build_predictions_asset
 from platform_assets.lib.models.search_job import build_search_job
-from platform_assets.lib.models.sensor import ModelLoop, build_drift_retrain_sensor, build_scheduled_retrain
+from platform_assets.lib.models.sensor import (
+    ModelLoop,
+    build_drift_retrain_sensor,
+    build_scheduled_retrain,
+)
 from platform_assets.lib.models.training import build_model_asset
 from platform_assets.lib.models.training_set import build_training_set_asset
 from platform_assets.ml.declaration import ModelDeclaration
