@@ -158,11 +158,32 @@ def test_the_jobs_runs_tab_lists_the_replays_runs(replay: dict, servers: str, pa
     assert "No runs found" not in page.content()
 
 
+def test_every_run_was_queued_by_the_instance_and_the_retrain_came_from_a_sensor_tick(replay: dict) -> None:
+    """make run on Dagster's own daemon: each run went through the QueuedRunCoordinator (an enqueue
+    event, then the daemon's launch); the first model, the scorings and the retrain were requested by
+    the model's drift sensor, whose tick names the retrain run."""
+    with instance_of(replay) as instance:
+        runs = instance.get_runs()
+        assert {r.job_name for r in runs} >= {
+            "reference_tables", "monthly_pipeline", "delay_train_and_promote", "delay_monthly_scoring", "replay_summary_job",
+        }
+        for run in runs:
+            events = [e.dagster_event.event_type_value for e in instance.all_logs(run.run_id) if e.dagster_event]
+            assert events.index("PIPELINE_ENQUEUED") < events.index("PIPELINE_STARTING") < events.index("PIPELINE_START")
+        by_sensor = {r.job_name for r in runs if r.tags.get("dagster/sensor_name") == DELAY.sensor}
+        assert by_sensor == {"delay_train_and_promote", "delay_monthly_scoring"}
+        [retrain] = [r for r in runs if r.tags.get("platform/trigger") == "drift"]
+        [state] = [s for s in instance.all_instigator_state() if s.name == DELAY.sensor]
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=200)
+        assert [t for t in ticks if retrain.run_id in t.run_ids]
+
+
 def test_a_rejected_candidate_is_a_failed_check_on_a_successful_run(replay: dict, servers: str, page) -> None:
     with instance_of(replay) as instance:
         [retrain] = instance.get_runs(
             filters=dg.RunsFilter(
-                job_name="delay_train_and_promote", tags={"dagster/sensor_name": "delay_drift_retrain_sensor"}
+                job_name="delay_train_and_promote",
+                tags={"dagster/sensor_name": "delay_drift_retrain_sensor", "platform/trigger": "drift"},
             )
         )
         assert retrain.status == dg.DagsterRunStatus.SUCCESS
