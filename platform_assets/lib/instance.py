@@ -7,7 +7,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dagster as dg
+
 from platform_assets.paths import PlatformPaths
+
+# A run the queue or a process still holds: queued, or launched and not ended.
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+]
 
 # - Every pool guards a single-writer store (the DuckDB warehouse, the Feast registry and SQLite
 #   online store), so every pool holds one slot.

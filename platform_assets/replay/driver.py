@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 from platform_assets import constants
-from platform_assets.lib.instance import ensure_dagster_home
+from platform_assets.lib.instance import IN_FLIGHT, ensure_dagster_home
 from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.lib.resources import shared_resources
 from platform_assets.lib.retrain_replay import KEYS, latest_report
@@ -45,10 +45,6 @@ POLL_SECONDS = 0.5
 STALL_SECONDS = 90
 PORT = int(os.environ.get("PLATFORM_REPLAY_PORT", "3000"))
 LOCATION = "platform_assets"  # workspace.yaml's code location
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-]
 
 
 def declared_prefixes() -> list[str]:

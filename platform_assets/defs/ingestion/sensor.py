@@ -19,6 +19,7 @@ from platform_assets.defs.pipeline.jobs import (
     monthly_pipeline_job,
     reference_tables_job,
 )
+from platform_assets.lib.instance import IN_FLIGHT
 from platform_assets.lib.resources import RawSourceResource
 from platform_assets.months import all_months
 from platform_assets.settings import settings
@@ -27,10 +28,6 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 LANDED_FILES_TAG = "platform/landed_files"
 
 
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-]
 REFERENCE = "reference tables"
 
 

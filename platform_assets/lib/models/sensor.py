@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from platform_assets.lib.instance import IN_FLIGHT
 from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.lib.partitions import monthly_partitions
 from platform_assets.ml.policy import RetrainPolicy
@@ -25,10 +26,6 @@ from platform_assets.settings import settings
 BATCH = 50
 # The last asset of a month's pipeline: its partition materialized means the month is built.
 BUILT = dg.AssetKey("online_features")
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-]
 # What the policy reads of a drift report's metadata.
 DECISION_METADATA = ("drift_share", "auc_drop_significant", "reference_window")
 
