@@ -25,8 +25,17 @@ def _months() -> tuple[str, ...]:
 
 
 def all_months() -> list[str]:
-    """The partitions' months, FIRST_MONTH up to (not including) END_MONTH."""
+    """The reference year's months (the replay's), FIRST_MONTH up to (not including) END_MONTH."""
     return list(_months())
+
+
+def months_through(last: str) -> list[str]:
+    """Every month from FIRST_MONTH through `last` (the newest month landed, say)."""
+    months, month = [], FIRST_MONTH
+    while month <= last:
+        months.append(month)
+        month = next_month(month)
+    return months
 
 
 def month_start(month: str) -> datetime:
@@ -43,7 +52,7 @@ def next_month(month: str) -> str:
 
 @dataclass(frozen=True)
 class MonthWindow:
-    """Consecutive months `start`..`end`, both included, all of them partitions of the year."""
+    """Consecutive months `start`..`end`, both included, all of them partitions (FIRST_MONTH on)."""
 
     start: str
     end: str
@@ -51,9 +60,8 @@ class MonthWindow:
     def __post_init__(self) -> None:
         for month in (self.start, self.end):
             month_start(month)
-            if month not in all_months():
-                keys = all_months()
-                raise ValueError(f"month {month} is not a partition ({keys[0]}..{keys[-1]})")
+            if month < FIRST_MONTH:
+                raise ValueError(f"month {month} is not a partition (the first is {FIRST_MONTH})")
         if self.start > self.end:
             raise ValueError(f"window start {self.start} is after its end {self.end}")
 
@@ -65,8 +73,8 @@ class MonthWindow:
 
     @classmethod
     def trailing(cls, before: str, count: int) -> MonthWindow | None:
-        """The `count` months just before `before`; None when the year has fewer."""
-        keys = all_months()
+        """The `count` months just before `before`; None when the partitions have fewer."""
+        keys = months_through(before)
         i = keys.index(before)
         if count < 1 or i < count:
             return None
@@ -74,16 +82,17 @@ class MonthWindow:
 
     @property
     def months(self) -> list[str]:
-        keys = all_months()
-        return keys[keys.index(self.start) : keys.index(self.end) + 1]
+        keys = months_through(self.end)
+        return keys[keys.index(self.start) :]
 
     def following(self, count: int) -> list[str]:
         """The `count` months right after the window (its hold-out)."""
-        keys = all_months()
-        first = keys.index(self.end) + 1
-        months = keys[first : first + count]
-        if count < 1 or len(months) < count:
+        if count < 1:
             raise ValueError(f"no {count} month(s) after {self.end} to hold out")
+        months, month = [], self.end
+        for _ in range(count):
+            month = next_month(month)
+            months.append(month)
         return months
 
     @property

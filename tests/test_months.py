@@ -23,8 +23,11 @@ def test_trailing_window_before_a_month() -> None:
 def test_year_end_and_bad_windows() -> None:
     assert next_month("2013-12") == "2014-01" and next_month("2013-11") == "2013-12"
     assert MonthWindow("2013-12", "2013-12").end_time == datetime(2014, 1, 1, tzinfo=UTC)
-    with pytest.raises(ValueError, match="no 1 month"):
-        MonthWindow("2013-09", "2013-12").following(1)
+    # Partitions go on past the reference year: a month landed later (2014-01) is one like any other.
+    assert MonthWindow("2013-09", "2013-12").following(1) == ["2014-01"]
+    assert MonthWindow("2013-11", "2014-02").months == ["2013-11", "2013-12", "2014-01", "2014-02"]
+    with pytest.raises(ValueError, match="no 0 month"):
+        MonthWindow("2013-09", "2013-12").following(0)
     with pytest.raises(ValueError, match="after its end"):
         MonthWindow("2013-05", "2013-04")
     with pytest.raises(ValueError, match="not YYYY-MM"):

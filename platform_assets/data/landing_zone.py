@@ -26,7 +26,7 @@ import polars as pl
 
 from platform_assets.data.raw_files import NULL_MARKERS
 from platform_assets.data.tables import TABLES
-from platform_assets.months import all_months
+from platform_assets.months import FIRST_MONTH, months_through
 
 MONTHLY_TABLES = tuple(name for name, spec in TABLES.items() if spec.monthly)
 REFERENCE_TABLES = tuple(name for name, spec in TABLES.items() if not spec.monthly)
@@ -241,7 +241,8 @@ def plan(
     pair: tuple[LandedFile, LandedFile] | None = None
     waiting: list[str] = []
     done: list[str] = []
-    for month in all_months():
+    landed = [m for f in files for m in f.months if m >= FIRST_MONTH]
+    for month in months_through(max(landed)) if landed else []:
         flights = _newest(f for f in by_table["flights"] if month in f.months)
         weather = _newest(f for f in by_table["weather"] if month in f.months)
         key: tuple[LandedFile, LandedFile] | None = None
@@ -269,7 +270,7 @@ def plan(
 
 def _span_list(months: list[str]) -> str:
     """2013-01..2013-03, 2013-05: consecutive months as ranges."""
-    keys = all_months()
+    keys = months_through(max(months))
     spans: list[list[str]] = []
     for month in months:
         if spans and keys.index(month) == keys.index(spans[-1][-1]) + 1:

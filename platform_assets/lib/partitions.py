@@ -1,14 +1,14 @@
-"""The monthly partitions of the asset graph (the months of platform_assets.months)."""
+"""The monthly partitions of the asset graph: every month from FIRST_MONTH (platform_assets.months)
+up to the last complete month, as a team's would be. Months land as data arrives (landing_sensor);
+the replay's are 2013, and a month landed after it (2014-01, …) is a partition like any other."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from platform_assets.months import END_MONTH, FIRST_MONTH
+from platform_assets.months import FIRST_MONTH
 
-monthly_partitions = dg.MonthlyPartitionsDefinition(
-    start_date=FIRST_MONTH, end_date=END_MONTH, fmt="%Y-%m"
-)
+monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, fmt="%Y-%m")
 
 
 def month_keys(context: dg.AssetExecutionContext) -> list[str]:

@@ -203,3 +203,14 @@ def test_feeder_lands_months_with_the_source_values(tmp_path: Path, real_data_di
     assert sorted(os.listdir(tmp_path / "incoming")) == sorted(p.name for p in [*january, *spring, *feeder.land_reference()])
     with pytest.raises(ValueError, match="no flights rows for 2014-01"):
         feeder.land_months(["2014-01"])
+
+
+def test_a_month_after_the_reference_year_is_planned_and_a_gap_splits_runs(tmp_path: Path) -> None:
+    land_reference(tmp_path)
+    for m in ("2013-12", "2014-01"):
+        land(tmp_path, f"flights_{m}.csv", monthly_text([m]), 2)
+        land(tmp_path, f"weather_{m}.csv", monthly_text([m]), 2)
+    land(tmp_path, "flights_2014-03.csv", monthly_text(["2014-03"]), 2)
+    land(tmp_path, "weather_2014-03.csv", monthly_text(["2014-03"]), 2)
+    planned = plan(scan(tmp_path))
+    assert [r.months for r in planned.months] == [("2013-12",), ("2014-01",), ("2014-03",)]

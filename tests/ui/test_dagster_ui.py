@@ -236,3 +236,53 @@ def test_the_model_card_link_opens_the_card(replay: dict, servers: str, page) ->
     # The rejected retrain's card (the latest evaluation): its gate section says why.
     page.get_by_text("Gate: failed: the champion stays").first.wait_for()
     page.get_by_text("Slices").first.wait_for()
+
+
+def month_after_the_replay(raw: Path, incoming: Path) -> None:
+    """2014-01, a month the platform never saw: January 2013's rows a year later, landed atomically."""
+    for table in ("flights", "weather"):
+        frame = pl.read_csv(raw / f"{table}.csv", infer_schema=False).filter(pl.col("month") == "1").with_columns(
+            pl.lit("2014").alias("year"), pl.col("time_hour").str.replace("^2013-", "2014-")
+        )
+        tmp = incoming / f".{table}_2014-01.csv.tmp"
+        frame.write_csv(tmp)
+        os.replace(tmp, incoming / f"{table}_2014-01.csv")
+
+
+def test_a_month_landed_after_the_replay_runs_the_loop_with_no_command(replay: dict, tmp_path: Path) -> None:
+    """With Dagster's daemon up on the replay's state (as `make ui` starts it), landing a new month's
+    files is all it takes: its pipeline, its scoring and drift report, the drift sensor's decision."""
+    from platform_assets.replay.engine import stop_tree
+
+    home = tmp_path / "later"
+    shutil.copytree(replay["home"], home)
+    month_after_the_replay(replay["home"].parent / "raw", home / "landing" / "incoming")
+    env = {
+        **clean_environ(), "PLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+        "PLATFORM_SENSOR_INTERVAL_SECONDS": "1",
+    }
+    with (tmp_path / "dagster-dev.log").open("w") as log:
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(free_port())],
+            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                decided = instance.fetch_observations(
+                    dg.AssetRecordsFilter(asset_key=DELAY.drift_report, asset_partitions=["2014-01"]), limit=1
+                ).records
+                if decided:
+                    break
+                assert daemon.poll() is None, (tmp_path / "dagster-dev.log").read_text()[-3000:]
+                time.sleep(2)
+            assert decided, (tmp_path / "dagster-dev.log").read_text()[-3000:]
+            runs = {(r.job_name, r.tags.get("dagster/partition")): r for r in instance.get_runs()}
+            assert runs[("monthly_pipeline", "2014-01")].status == dg.DagsterRunStatus.SUCCESS
+            assert runs[("monthly_pipeline", "2014-01")].tags["dagster/sensor_name"] == "landing_sensor"
+            assert runs[(DELAY.scoring_job, "2014-01")].status == dg.DagsterRunStatus.SUCCESS
+            assert runs[(DELAY.scoring_job, "2014-01")].tags["dagster/sensor_name"] == DELAY.sensor
+            assert decided[0].asset_observation.metadata["decision"].value in ("retrain", "skip")
+    finally:
+        stop_tree(daemon)

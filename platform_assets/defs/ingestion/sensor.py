@@ -21,7 +21,7 @@ from platform_assets.defs.pipeline.jobs import (
 )
 from platform_assets.lib.instance import IN_FLIGHT
 from platform_assets.lib.resources import RawSourceResource
-from platform_assets.months import all_months
+from platform_assets.months import months_through
 from platform_assets.settings import settings
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -38,7 +38,7 @@ def covered(run: dg.DagsterRun) -> set[str]:
     if "dagster/partition" in run.tags:
         return {run.tags["dagster/partition"]}
     start, end = run.tags.get(RANGE_START), run.tags.get(RANGE_END)
-    return {m for m in all_months() if start and end and start <= m <= end}
+    return {m for m in months_through(end) if start and start <= m} if end else set()
 
 
 def lane_gate(instance: dg.DagsterInstance) -> tuple[str | None, set[str]]:

@@ -147,18 +147,20 @@ def next_step(
             run_config=loop.first_run_config(keys),
             tags={"platform/trigger": "first model", "platform/model": keys.prefix},
         )
-    month = loop.first_scored
-    while (built := latest(instance, BUILT, month)) is not None:
+    # Built months in order; a month missing from the landings (a gap) does not hold up the ones after it.
+    built_months = sorted(m for m in instance.get_materialized_partitions(BUILT) if m >= loop.first_scored)
+    for month in built_months:
+        built = latest(instance, BUILT, month)
         scored = latest(instance, keys.predictions, month)
-        if scored is None or scored < built:
+        if built is not None and (scored is None or scored < built):
             return dg.RunRequest(
                 run_key=f"{keys.prefix}-score-{month}-{built}",
                 job_name=loop.scoring_job,
                 partition_key=month,
                 tags={"platform/trigger": "month built", "platform/model": keys.prefix},
             )
-        month = next_month(month)
-    return dg.SkipReason(f"{keys.prefix}: every built month from {loop.first_scored} is scored; {month} is not built")
+    newest = built_months[-1] if built_months else "none"
+    return dg.SkipReason(f"{keys.prefix}: every built month from {loop.first_scored} is scored (newest built: {newest})")
 
 
 def evaluate_model_loop(

@@ -54,7 +54,7 @@ def test_months_are_scored_in_order_from_the_first_hold_out_month_and_rescored_w
         assert isinstance(june, dg.RunRequest) and june.partition_key == "2013-06"
         materialized(instance, KEYS.predictions, "2013-06")
         idle = step(instance)
-        assert isinstance(idle, dg.SkipReason) and "2013-07 is not built" in idle.skip_message
+        assert isinstance(idle, dg.SkipReason) and "(newest built: 2013-06)" in idle.skip_message
         built(instance, "2013-05")  # May landed again: its scores are older than its data
         again = step(instance)
         assert isinstance(again, dg.RunRequest) and again.partition_key == "2013-05"
@@ -103,3 +103,15 @@ def test_without_a_loop_the_sensor_only_decides() -> None:
         result = evaluate_model_loop(dg.build_sensor_context(instance=instance), KEYS, SHARE_POLICY, None)
         assert isinstance(result, dg.SkipReason)
         assert sensor_defs.KEYS == KEYS
+
+
+def test_a_month_landed_after_a_gap_is_scored() -> None:
+    """A month the platform never saw, after the replayed months (2014-01), with months between
+    them never landed: it is scored all the same."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        built(instance, "2013-05", "2013-06", "2014-01")
+        materialized(instance, KEYS.champion)
+        materialized(instance, KEYS.predictions, "2013-05")
+        materialized(instance, KEYS.predictions, "2013-06")
+        later = step(instance)
+        assert isinstance(later, dg.RunRequest) and later.partition_key == "2014-01"
