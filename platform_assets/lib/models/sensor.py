@@ -20,7 +20,7 @@ from platform_assets.lib.instance import IN_FLIGHT
 from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.lib.partitions import monthly_partitions
 from platform_assets.ml.policy import RetrainPolicy
-from platform_assets.months import MonthWindow, next_month
+from platform_assets.months import MonthWindow
 from platform_assets.settings import settings
 
 BATCH = 50
