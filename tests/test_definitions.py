@@ -178,6 +178,7 @@ def test_the_code_location_loads_without_a_warning(tmp_path) -> None:
     (tmp_path / "dagster").mkdir()
     (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {"PATH": "/usr/bin:/bin", "PLATFORM_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    # The code server's own loader (no public API loads a workspace the way it does).
     probe = (
         "import warnings; warnings.simplefilter('always'); "
         "from dagster._core.workspace.context import WorkspaceProcessContext; "

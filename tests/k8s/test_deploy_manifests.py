@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+# No public API validates an instance config (dagster.yaml) against Dagster's schema.
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config_schema
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+# The check-execution status enum has no public export.
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from .postgres_server import postgres_server, server_binaries
