@@ -310,12 +310,14 @@ def run(
             clock = Clock(instance, Feeder(current.raw_data_dir, current.landing_incoming), months)
             prefit = Prefit(log)
             stack.callback(prefit.close)
-            while not clock.done():
+            while True:
                 before = len(clock.decided)
-                clock.tick()
+                clock.tick()  # before `done`: the last run's line is printed too
                 for month in clock.decided[before:]:
                     if month != clock.replayed[-1]:  # the last month's model trains in the summary
                         prefit.after(month)
+                if clock.done():
+                    break
                 time.sleep(POLL_SECONDS)
             t0 = time.perf_counter()
             prefit.finish_at_full_priority()
