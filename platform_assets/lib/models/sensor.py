@@ -172,7 +172,9 @@ def evaluate_model_loop(
         return decided
     step = next_step(context, keys, loop)
     if isinstance(decided, dg.SkipReason):  # no new report: only the next step
-        return step if isinstance(step, dg.SkipReason) else dg.SensorResult(run_requests=[step])
+        if isinstance(step, dg.SkipReason):
+            return dg.SkipReason(f"{decided.skip_message}; {step.skip_message}")
+        return dg.SensorResult(run_requests=[step])
     if isinstance(step, dg.SkipReason):
         return decided
     return dg.SensorResult(run_requests=[step], cursor=decided.cursor, asset_events=decided.asset_events)
