@@ -51,7 +51,7 @@ def wait_until_served(process: subprocess.Popen, port: int, log: Path, timeout: 
     raise RuntimeError(f"dagster dev did not serve {url} within {timeout:.0f}s; see {log}")
 
 
-def stop_tree(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> list[int]:
+def stop_tree(process: subprocess.Popen, timeout: float = STOP_TIMEOUT, dagster_home: str | None = None) -> list[int]:
     """SIGTERM `process` and everything it started (found before the signal, so none escapes by
     being re-parented), wait, then SIGKILL what is left. Returns the pids that had to be killed."""
     try:
@@ -59,7 +59,7 @@ def stop_tree(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> list[
         tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         process.wait()
-        return []
+        return stop_strays(dagster_home)
     for member in tree:
         try:
             member.terminate()
@@ -73,7 +73,24 @@ def stop_tree(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> list[
             pass
     psutil.wait_procs(alive, timeout=timeout)
     process.wait()
-    return [member.pid for member in alive]
+    return [member.pid for member in alive] + stop_strays(dagster_home)
+
+
+def stop_strays(dagster_home: str | None) -> list[int]:
+    """Kill what escaped the tree (a code server re-parented before the tree was read, say): any
+    process but this one whose environment names this DAGSTER_HOME."""
+    if dagster_home is None:
+        return []
+    strays = []
+    for other in psutil.process_iter():
+        try:
+            if other.pid != os.getpid() and other.environ().get("DAGSTER_HOME") == dagster_home:
+                other.kill()
+                strays.append(other)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    psutil.wait_procs(strays, timeout=STOP_TIMEOUT)
+    return [other.pid for other in strays]
 
 
 @contextmanager
@@ -90,7 +107,7 @@ def dagster_dev(env: Mapping[str, str], log: Path, port: int = 3000) -> Iterator
         wait_until_served(process, port, log)
         yield process
     finally:
-        stop_tree(process)
+        stop_tree(process, dagster_home=env.get("DAGSTER_HOME"))
 
 
 def graphql(port: int, query: str, variables: Mapping[str, object]) -> dict:

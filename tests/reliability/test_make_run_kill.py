@@ -23,7 +23,9 @@ MONTHS = ["2013-01", "2013-02", "2013-03", "2013-04", "2013-05", "2013-06"]
 def wait_for_runs(home: Path, status: dg.DagsterRunStatus, count: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (home / "dagster" / "dagster.yaml").exists():
+        # The replay opens its log once it has created the instance's storage: opening the instance
+        # while it is being created would race the replay's schema migration.
+        if (home / "logs" / "make-run.log").exists():
             try:
                 with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
                     if len(instance.get_runs(dg.RunsFilter(statuses=[status]))) >= count:
