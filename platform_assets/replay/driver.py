@@ -221,9 +221,10 @@ class Clock:
         return self.instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
 
     def done(self) -> bool:
-        if len(self.decided) == len(self.replayed) and not self.in_flight():
+        busy = bool(self.in_flight())
+        if len(self.decided) == len(self.replayed) and not busy:
             return True
-        if self.in_flight():
+        if busy:
             self.idle_since = time.time()
         elif time.time() - self.idle_since > STALL_SECONDS:
             raise SystemExit(
