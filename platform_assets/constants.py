@@ -23,6 +23,9 @@ WAREHOUSE_POOL = "warehouse"
 
 # Monitoring: drift reports and the retraining policy the drift sensor applies.
 DRIFT_SAMPLE_ROWS = 5000
+# Rows of its first served month a policy model's permutation importance is measured on (the replay
+# summary's drifted-importance trigger): the first rows of the drift report's sample.
+IMPORTANCE_SAMPLE_ROWS = 2000
 # The retraining policy: retrain when the top of the month's 95% bootstrap AUC interval lies at
 # least AUC_DROP_THRESHOLD below the champion's held-out AUC; the drifted share of features is a
 # trigger only when a threshold is set (None: reported, not acted on).

@@ -102,10 +102,11 @@ def _asof_join(
     """
     if getattr(store.config.offline_store, "type", None) != "duckdb":
         return None
+    import pyarrow.parquet as pq
     from feast import FileSource
 
     projections = store.get_feature_service(service).feature_view_projections
-    selects, joins = [], []
+    selects, joins, sources = [], [], {}
     for i, projection in enumerate(projections):
         view = store.get_feature_view(projection.name)
         source = view.batch_source
@@ -122,10 +123,15 @@ def _asof_join(
         alias, ts = f"__v{i}", f"__ts{i}"
         keys = [_quote(k) for k in view.join_keys]
         names = [_quote(f.name) for f in projection.features]
-        quoted_path = path.replace("'", "''")
+        # Each file is read once, here: a dbt build of another month may rename a new file over it
+        # meanwhile, and DuckDB's read_parquet opens a path again to scan what it bound (a training
+        # set read the schema of one file and the rows of the next, and failed).
+        sources[f"__src{i}"] = pq.read_table(
+            path, columns=list(dict.fromkeys([*view.join_keys, source.timestamp_field, *(f.name for f in projection.features)]))
+        )
         joins.append(
             f"asof left join (select {', '.join(keys)}, {_quote(source.timestamp_field)} as {ts}, "
-            f"{', '.join(names)} from read_parquet('{quoted_path}')) {alias} on "
+            f"{', '.join(names)} from __src{i}) {alias} on "
             + " and ".join(f"e.{k} = {alias}.{k}" for k in keys)
             + f" and e.event_timestamp >= {alias}.{ts}"
         )
@@ -140,6 +146,8 @@ def _asof_join(
         # Timestamps come back in the session's zone: UTC, as Feast's join returns them.
         con.execute("set TimeZone = 'UTC'")
         con.register("__entity", frame)
+        for name, table in sources.items():
+            con.register(name, table)
         return con.sql(f"select e.*, {', '.join(selects)} from __entity e {' '.join(joins)}").to_arrow_table()
 
 

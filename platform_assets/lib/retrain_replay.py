@@ -1,11 +1,12 @@
 """The retraining policies replayed over a model's scored months: the drift-triggered policy that ran,
-a frozen first model, retraining every month, and the drift policy's frontier over its thresholds
-(the replay_summary asset, defs/monitoring/assets.py, tabulates them)."""
+a frozen first model, retraining every month, and the drift policy's frontier over its triggers and
+thresholds (the replay_summary asset, defs/monitoring/assets.py, tabulates them for every declared
+model the replay scored)."""
 
 import functools
 import math
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -15,6 +16,10 @@ from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.ml.declaration import ModelDeclaration, declared
 from platform_assets.ml.figures import figure
 from platform_assets.ml.frontier import (
+    AUC_DROP,
+    DRIFT_SHARE,
+    IMPORTANT_DRIFT,
+    TRIGGERS,
     MonthScore,
     PolicyOutcome,
     gain_share,
@@ -25,6 +30,7 @@ from platform_assets.ml.metrics import rank_auc
 from platform_assets.ml.params import RUNTIME_PARAMS, TrainParams
 from platform_assets.ml.policy import RetrainPolicy
 from platform_assets.ml.registry import version_with_recipe
+from platform_assets.ml.spec import ModelSpec
 from platform_assets.months import MonthWindow, all_months
 from platform_assets.paths import PlatformPaths
 
@@ -33,37 +39,71 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
-# The model make run replays (its declaration under defs/models/).
-REPLAYED: ModelDeclaration = declared(constants.REPLAY_MODEL)
-MODEL, KEYS = REPLAYED.spec, ModelKeys(REPLAYED.key_prefix)
-TARGET, PREDICTION = MODEL.label, MODEL.prediction
-PREDICTIONS, TRAINING_SET = KEYS.name("predictions"), KEYS.name("training_set")
+@dataclass(frozen=True)
+class Replayed:
+    """A declared model as the replay summary reads it: its spec, asset keys and policy."""
+
+    declaration: ModelDeclaration
+
+    @classmethod
+    def of(cls, key_prefix: str) -> "Replayed":
+        return cls(declared(key_prefix))
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.declaration.spec
+
+    @property
+    def keys(self) -> ModelKeys:
+        return ModelKeys(self.declaration.key_prefix)
+
+    @property
+    def policy(self) -> RetrainPolicy:
+        return self.declaration.retrain.policy
+
+    @property
+    def predictions(self) -> str:
+        return self.keys.name("predictions")
+
+    @property
+    def training_set(self) -> str:
+        return self.keys.name("training_set")
 
 
-def scored_months(paths: PlatformPaths, first: str) -> list[str]:
+# The model make run replays by default (its declaration under defs/models/); `make run --models`
+# replays others beside it, and the summary covers every declared model the replay scored.
+DEFAULT = Replayed.of(constants.REPLAY_MODEL)
+REPLAYED: ModelDeclaration = DEFAULT.declaration
+MODEL, KEYS, PREDICTIONS = DEFAULT.spec, DEFAULT.keys, DEFAULT.predictions
+
+
+def scored_months(paths: PlatformPaths, first: str, model: Replayed = DEFAULT) -> list[str]:
     keys = all_months()
-    return [m for m in keys[keys.index(first) :] if paths.predictions_file(m, PREDICTIONS).exists()]
+    return [m for m in keys[keys.index(first) :] if paths.predictions_file(m, model.predictions).exists()]
 
 
-def labelled_rows(paths: PlatformPaths, month: str) -> "pl.DataFrame":
+def labelled_rows(paths: PlatformPaths, month: str, model: Replayed = DEFAULT) -> "pl.DataFrame":
     import polars as pl
 
-    return pl.read_parquet(paths.predictions_file(month, PREDICTIONS)).filter(pl.col(TARGET).is_not_null())
+    scored = pl.read_parquet(paths.predictions_file(month, model.predictions))
+    return scored.filter(pl.col(model.spec.label).is_not_null())
 
 
-def month_features(paths: PlatformPaths, initial_set: "pl.DataFrame", month: str) -> "pl.DataFrame":
+def month_features(
+    paths: PlatformPaths, initial_set: "pl.DataFrame", month: str, model: Replayed = DEFAULT
+) -> "pl.DataFrame":
     """Point-in-time features + label of a month: the first training set, or the prediction log."""
     import polars as pl
 
     columns = initial_set.columns
-    if paths.predictions_file(month, PREDICTIONS).exists():
-        return labelled_rows(paths, month).select(columns).cast(initial_set.schema)
+    if paths.predictions_file(month, model.predictions).exists():
+        return labelled_rows(paths, month, model).select(columns).cast(initial_set.schema)
     return initial_set.filter(pl.col("flight_month") == month)
 
 
-def latest_report(instance: dg.DagsterInstance, month: str) -> dict:
+def latest_report(instance: dg.DagsterInstance, month: str, model: Replayed = DEFAULT) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=KEYS.drift_report, asset_partitions=[month]),
+        dg.AssetRecordsFilter(asset_key=model.keys.drift_report, asset_partitions=[month]),
         limit=1,
     ).records
     return (
@@ -73,19 +113,20 @@ def latest_report(instance: dg.DagsterInstance, month: str) -> dict:
     )
 
 
-def retrain_outcome(instance: dg.DagsterInstance, month: str) -> tuple[bool, bool]:
+def retrain_outcome(instance: dg.DagsterInstance, month: str, model: Replayed = DEFAULT) -> tuple[bool, bool]:
     """(did the drift sensor retrain on this month's report, did the candidate pass the gate)."""
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"platform/drift_report_month": month, "platform/model": KEYS.prefix}))
+    keys = model.keys
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"platform/drift_report_month": month, "platform/model": keys.prefix}))
     if not runs:
         return False, False
     run_ids = {run.run_id for run in runs}
     # champion materializes only when the promotion gate passed.
-    champions = instance.fetch_materializations(KEYS.champion, limit=100).records
+    champions = instance.fetch_materializations(keys.champion, limit=100).records
     return True, any(record.event_log_entry.run_id in run_ids for record in champions)
 
 
 def registered_version(
-    client: "MlflowClient", window: MonthWindow, params: TrainParams
+    client: "MlflowClient", window: MonthWindow, params: TrainParams, model: Replayed = DEFAULT
 ) -> str | None:
     """The newest registered version trained on exactly this window with this recipe (no search), if any.
 
@@ -93,7 +134,7 @@ def registered_version(
     trained (retraining is reproducible).
     """
     version = version_with_recipe(
-        client, MODEL.name, {"training_window": str(window)}, params.as_mlflow_params(), RUNTIME_PARAMS
+        client, model.spec.name, {"training_window": str(window)}, params.as_mlflow_params(), RUNTIME_PARAMS
     )
     return None if version is None else str(version.version)
 
@@ -110,6 +151,8 @@ class MonthlyPolicy:
     model_of: dict[str, str]  # month -> M(month)'s name: a registered version or "trained here on ..."
     registered: set[str]
     to_train: dict[str, "pl.DataFrame"]
+    model: Replayed = DEFAULT
+    window_of: dict[str, MonthWindow] = field(default_factory=dict)  # a model's training window
 
 
 def monthly_policy(
@@ -119,37 +162,39 @@ def monthly_policy(
     first_month: str,
     through: str | None = None,
     settled: Collection[str] = (),
+    model: Replayed = DEFAULT,
 ) -> MonthlyPolicy:
     """The policy's models for the months scored from `first_month` (to `through`, when given).
     Models named in `settled` (a caller already trained them) get no frame in `to_train`."""
     import polars as pl
 
-    months = [m for m in scored_months(paths, first_month) if through is None or m <= through]
+    months = [m for m in scored_months(paths, first_month, model) if through is None or m <= through]
     if not months:
-        raise ValueError(f"no scored months from {first_month}: run the replay (make run) first")
-    first_scores = pl.read_parquet(paths.predictions_file(months[0], PREDICTIONS))
+        raise ValueError(f"no scored months of {model.spec.name} from {first_month}: run the replay (make run) first")
+    first_scores = pl.read_parquet(paths.predictions_file(months[0], model.predictions))
     first_version = first_scores["model_version"][0]
     initial_window = MonthWindow.parse(first_scores["training_window"][0])
-    initial_set = pl.read_parquet(paths.training_set_file(initial_window.start, initial_window.end, TRAINING_SET))
+    initial_set = pl.read_parquet(paths.training_set_file(initial_window.start, initial_window.end, model.training_set))
     # Retrains keep the first champion's recipe (its search's winner): so do the monthly models.
-    first = client.get_model_version(MODEL.name, first_version)
+    first = client.get_model_version(model.spec.name, first_version)
     params = replace(TrainParams.from_mlflow_params(client.get_run(first.run_id).data.params), device="cpu")
-    plan = MonthlyPolicy(months, initial_set, params, {}, set(), {})
+    plan = MonthlyPolicy(months, initial_set, params, {}, set(), {}, model)
     for month in months:
         window = policy.training_window(month)
         if window is None:
             raise ValueError(f"no {policy.window_months}-month window before {month}")
-        version = first_version if window == initial_window else registered_version(client, window, params)
+        version = first_version if window == initial_window else registered_version(client, window, params, model)
         name = version or f"trained here on {window}"
         plan.model_of[month] = name
+        plan.window_of[name] = initial_window if name == first_version else window
         if version is not None:
             plan.registered.add(name)
         elif name not in plan.to_train and name not in settled:
-            plan.to_train[name] = pl.concat([month_features(paths, initial_set, m) for m in window.months])
+            plan.to_train[name] = pl.concat([month_features(paths, initial_set, m, model) for m in window.months])
     return plan
 
 
-def plot(table: "pl.DataFrame") -> "Figure":
+def plot(table: "pl.DataFrame", model: Replayed = DEFAULT) -> "Figure":
     fig, ax = figure(8, 4)
     months = table["month"].to_list()
     for column, label in (
@@ -162,16 +207,23 @@ def plot(table: "pl.DataFrame") -> "Figure":
         if retrained:
             ax.axvline(i, color="grey", alpha=0.25)
     ax.set_ylabel("AUC of the model scoring the month")
-    ax.set_title("2013 replay (grey: drift sensor retrained after this month's report)")
+    ax.set_title(f"{model.spec.name}: the replay (grey: drift sensor retrained after this month's report)")
     ax.legend()
     fig.autofmt_xdate()
     return fig
 
 
-# Thresholds the frontier replays; -inf retrains on every report (gated), +inf never (frozen).
+# Thresholds the frontier replays per trigger. For the AUC rule -inf retrains on every report
+# (gated) and +inf never (frozen); the others retrain when their signal reaches the threshold.
 FRONTIER_THRESHOLDS = (
     -math.inf, 0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, math.inf,
 )
+SIGNAL_THRESHOLDS = {
+    # Share of the model's features that drifted from its training data (as the drift report counts them).
+    DRIFT_SHARE: (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    # Share of the champion's permutation importance carried by the features that drifted.
+    IMPORTANT_DRIFT: (0.1, 0.25, 0.5, 0.75, 0.9),
+}
 
 
 def threshold_label(t: float) -> str:
@@ -182,29 +234,81 @@ def interval_label(interval: tuple[float, float]) -> str:
     return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
 
 
+def policy_label(o: PolicyOutcome) -> str:
+    return f"{TRIGGERS[o.trigger]} >= {threshold_label(o.threshold)}"
+
+
+def design_label(refit: bool) -> str:
+    # What a promotion serves: the gated candidate (trained through the month before the report),
+    # or its refit through the report's month.
+    return "refit through m" if refit else "candidate (through m-1)"
+
+
+@dataclass(frozen=True)
+class Halves:
+    """The scored months split in two: thresholds are chosen on the first half and judged on the
+    second, and each half has its own frozen and monthly means to measure a share of the gain."""
+
+    first: list[str]
+    second: list[str]
+    frozen: tuple[float, float]
+    monthly: tuple[float, float]
+
+    @classmethod
+    def of(cls, table: "pl.DataFrame") -> "Halves":
+        import numpy as np
+
+        cut = table.height // 2
+        half = (table.head(cut), table.tail(table.height - cut))
+        return cls(
+            half[0]["month"].to_list(), half[1]["month"].to_list(),
+            tuple(float(np.mean(h["auc_frozen"].to_numpy())) for h in half),  # type: ignore[arg-type]
+            tuple(float(np.mean(h["auc_monthly"].to_numpy())) for h in half),  # type: ignore[arg-type]
+        )
+
+    def shares(self, o: PolicyOutcome) -> tuple[float, float]:
+        cut = len(self.first)
+        means = (sum(o.aucs[:cut]) / cut, sum(o.aucs[cut:]) / max(len(o.aucs) - cut, 1))
+        return (
+            gain_share(means[0], self.frozen[0], self.monthly[0]),
+            gain_share(means[1], self.frozen[1], self.monthly[1]),
+        )
+
+    def label(self, which: int) -> str:
+        months = (self.first, self.second)[which]
+        return f"{months[0]}..{months[-1]}" if months else "none"
+
+
 def frontier_table(
-    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: PolicyOutcome
+    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: PolicyOutcome,
+    halves: Halves | None = None,
 ) -> "pl.DataFrame":
     import polars as pl
 
-    rows = [
-        {
-            "policy": f"AUC drop >= {threshold_label(o.threshold)}",
-            # What a promotion serves: the gated candidate (trained through the month before the
-            # report, as this replay ran), or its refit through the report's month.
-            "design": "refit through m" if o.refit else "candidate (through m-1)",
-            "retrains": o.retrains,
-            "promotions": o.promotions,
-            "mean_auc": o.mean_auc,
-            "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
-            # Paired bootstrap 95% intervals (flights resampled within each month) of its mean AUC
-            # minus the frozen model's and minus retraining every month's.
-            "vs_frozen_95": interval_label(o.intervals["frozen"]),
-            "vs_monthly_95": interval_label(o.intervals["monthly"]),
-            "default": o is default,
-        }
-        for o in sorted(outcomes, key=lambda o: (o.refit, -o.threshold))
-    ]
+    order = list(TRIGGERS)
+    rows = []
+    for o in sorted(outcomes, key=lambda o: (order.index(o.trigger), o.refit, -o.threshold)):
+        first, second = halves.shares(o) if halves else (math.nan, math.nan)
+        cut = len(halves.first) if halves else 0
+        rows.append(
+            {
+                "policy": policy_label(o),
+                "design": design_label(o.refit),
+                "retrains": o.retrains,
+                "promotions": o.promotions,
+                "mean_auc": o.mean_auc,
+                "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
+                # Paired bootstrap 95% intervals (flights resampled within each month) of its mean AUC
+                # minus the frozen model's and minus retraining every month's.
+                "vs_frozen_95": interval_label(o.intervals["frozen"]),
+                "vs_monthly_95": interval_label(o.intervals["monthly"]),
+                # Thresholds are chosen on the first half of the months and judged on the second.
+                "retrains_first_half": sum(o.retrained[:cut]),
+                "share_first_half": first,
+                "share_second_half": second,
+                "default": o is default,
+            }
+        )
     rows.append(
         {
             "policy": "retrain every month (ungated, trained through the month before)",
@@ -215,10 +319,62 @@ def frontier_table(
             "share_of_monthly_gain": 1.0,
             "vs_frozen_95": "",
             "vs_monthly_95": "",
+            "retrains_first_half": max(len(halves.first) - 1, 0) if halves else 0,
+            "share_first_half": 1.0,
+            "share_second_half": 1.0,
             "default": False,
         }
     )
     return pl.DataFrame(rows)
+
+
+def chosen_on_first_half(outcomes: "list[PolicyOutcome]", halves: Halves, monthly_retrains: int) -> "pl.DataFrame":
+    """Per trigger and design, the threshold a team would pick on the first half of the months: the
+    best share of the gain there using at most half of the first half's monthly retrains (rounded
+    down; ties go to fewer retrains), then judged on the second half and on the whole period."""
+    import polars as pl
+
+    cut = len(halves.first)
+    budget = max(cut - 1, 0) // 2
+    rows = []
+    for trigger in TRIGGERS:
+        for refit in (False, True):
+            candidates = [
+                o for o in outcomes
+                if o.trigger == trigger and o.refit == refit and math.isfinite(o.threshold)
+                and sum(o.retrained[:cut]) <= budget
+            ]
+            if not candidates:
+                continue
+            best = max(candidates, key=lambda o: (round(halves.shares(o)[0], 9), -sum(o.retrained[:cut]), o.threshold))
+            first, second = halves.shares(best)
+            rows.append(
+                {
+                    "trigger": TRIGGERS[trigger],
+                    "design": design_label(refit),
+                    "chosen_threshold": best.threshold,
+                    "retrains_first_half": sum(best.retrained[:cut]),
+                    "share_first_half": first,
+                    "share_second_half": second,
+                    "retrains": best.retrains,
+                    "share_of_monthly_gain": halves_share_whole(best, halves),
+                    "meets_target": bool(
+                        halves_share_whole(best, halves) >= TARGET_SHARE and best.retrains <= monthly_retrains // 2
+                    ),
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+# The issue's bar for a policy: at least 80% of retraining every month's gain with at most half its retrains.
+TARGET_SHARE = 0.8
+
+
+def halves_share_whole(o: PolicyOutcome, halves: Halves) -> float:
+    n = len(halves.first) + len(halves.second)
+    frozen = (halves.frozen[0] * len(halves.first) + halves.frozen[1] * len(halves.second)) / n
+    monthly = (halves.monthly[0] * len(halves.first) + halves.monthly[1] * len(halves.second)) / n
+    return gain_share(o.mean_auc, frozen, monthly)
 
 
 def markdown(table: "pl.DataFrame") -> str:
@@ -241,6 +397,7 @@ class PolicyScores:
     labelled: dict[str, "pl.DataFrame"]
     fits: Any
     probabilities: dict[tuple[str, str], Any]  # (model, month) -> scores of the month's labelled flights
+    scorers: dict[str, Any] = field(default_factory=dict)  # model -> probabilities of a feature frame
 
 
 def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPolicy) -> PolicyScores:
@@ -250,16 +407,17 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
     from platform_assets.ml.pyfunc import load_version, predict_loaded
     from platform_assets.ml.training import predict_proba
 
+    spec = plan.model.spec
     months, model_of, registered = plan.months, plan.model_of, plan.registered
-    labelled = {m: labelled_rows(paths, m) for m in months}
-    features = {m: month_features(paths, plan.initial_set, m).to_pandas() for m in months}
-    load = functools.cache(lambda version: load_version(MODEL.name, version))  # each version loaded once
+    labelled = {m: labelled_rows(paths, m, plan.model) for m in months}
+    features = {m: month_features(paths, plan.initial_set, m, plan.model).to_pandas() for m in months}
+    load = functools.cache(lambda version: load_version(spec.name, version))  # each version loaded once
     scorers: dict[str, Any] = {
         name: lambda frame, v=name: predict_loaded(load(v), frame) for name in registered
     }
     # The models no run registered train side by side in worker processes while this process
     # scores the registered ones; those the replay pre-trained (make run) come from the fit cache.
-    fits = start_fits(plan.to_train, plan.params, MODEL.columns, cache=paths.fit_cache, overlap=True)
+    fits = start_fits(plan.to_train, plan.params, spec.columns, cache=paths.fit_cache, overlap=True)
     # Each model scores the month it would have served and every later month (a window repeats:
     # the same model, scored once).
     pairs = list(dict.fromkeys((model_of[start], month) for k, start in enumerate(months) for month in months[k:]))
@@ -267,10 +425,10 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
     probabilities: dict[tuple[str, str], Any] = {}
 
     def score(model: str, month: str) -> MonthScore:
-        y = labelled[month][TARGET].to_numpy()
+        y = labelled[month][spec.label].to_numpy()
         logged = labelled[month]
         if logged["model_version"][0] == model:
-            proba = logged[PREDICTION].to_numpy()  # exactly what the drift report decided on
+            proba = logged[spec.prediction].to_numpy()  # exactly what the drift report decided on
         else:
             proba = scorers[model](features[month])
         probabilities[(model, month)] = proba
@@ -286,23 +444,74 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
                 scores[(model, month)] = score(model, month)
     holdout = {}
     for month, model in model_of.items():
-        tag = client.get_model_version(MODEL.name, model).tags.get("holdout_auc") if model in registered else None
+        tag = client.get_model_version(spec.name, model).tags.get("holdout_auc") if model in registered else None
         # The gate's held-out month of M(m) is m; the tag keeps 5 decimals.
         holdout[model] = float(tag) if tag else round(scores[(model, month)].auc, 5)
-    return PolicyScores(scores, holdout, labelled, fits, probabilities)
+    return PolicyScores(scores, holdout, labelled, fits, probabilities, scorers)
+
+
+@dataclass
+class Signals:
+    """The other triggers' signals for every (model, later month) a policy could meet: the share of
+    the model's features that drifted from its training data on the month, and the share of its
+    permutation importance those drifted features carry."""
+
+    drift_share: dict[tuple[str, str], float]
+    important_drift: dict[tuple[str, str], float]
+    importance: dict[str, dict[str, float]]  # model -> feature -> AUC lost when it is shuffled
+    measured_on: dict[str, str]  # model -> the month its importance was measured on
+
+
+def trigger_signals(paths: PlatformPaths, plan: MonthlyPolicy, scored: PolicyScores) -> Signals:
+    """Drift as the model's drift report measures it (Evidently's per-column tests on the same
+    deterministic samples of the training window and the month) for every pair a policy could
+    meet; each model's importance measured on the first month it would serve (the gate's month of a
+    retrain), whose labels are known when any later report is read."""
+    import pandas as pd
+
+    from platform_assets.ml.drift import column_drift, sample_of_hashed, with_sample_hash
+    from platform_assets.ml.metrics import permutation_importance
+
+    model, months, n = plan.model, plan.months, constants.DRIFT_SAMPLE_ROWS
+    numeric, categorical = model.spec.columns.features(plan.initial_set)
+    hashed = functools.cache(lambda m: with_sample_hash(month_features(paths, plan.initial_set, m, model).to_pandas()))
+
+    def sample(window: list[str]) -> "pd.DataFrame":  # the drift report's sample of these months
+        return sample_of_hashed(pd.concat([hashed(m) for m in window], ignore_index=True), n)
+
+    current = {m: sample([m]) for m in months}
+    first_served: dict[str, str] = {}
+    for month in months:
+        first_served.setdefault(plan.model_of[month], month)
+    out = Signals({}, {}, {}, first_served)
+    for name, start in first_served.items():
+        reference = sample(plan.window_of[name].months)
+        served = current[start].head(constants.IMPORTANCE_SAMPLE_ROWS)  # already in hash order
+        importance = permutation_importance(
+            scored.scorers[name], served, served[model.spec.label].to_numpy(), [*numeric, *categorical]
+        )
+        out.importance[name] = importance
+        weight = {c: max(v, 0.0) for c, v in importance.items()}  # a feature that helps nothing weighs nothing
+        total = sum(weight.values())
+        for month in months[months.index(start):]:
+            drifted = [c for c, (_, hit) in column_drift(reference, current[month], numeric, categorical).items() if hit]
+            out.drift_share[(name, month)] = len(drifted) / (len(numeric) + len(categorical))
+            out.important_drift[(name, month)] = sum(weight[c] for c in drifted) / total if total > 0 else 0.0
+    return out
 
 
 def replay_table(instance: dg.DagsterInstance, plan: MonthlyPolicy, scored: PolicyScores) -> "pl.DataFrame":
     """Month by month: drift share, retrained?, the champion's AUC next to frozen and monthly."""
     import polars as pl
 
+    model = plan.model
     months, model_of = plan.months, plan.model_of
     rows = []
     for month in months:
         logged = scored.labelled[month]
-        y = logged[TARGET].to_numpy()
-        report = latest_report(instance, month)
-        retrained, promoted = retrain_outcome(instance, month)
+        y = logged[model.spec.label].to_numpy()
+        report = latest_report(instance, month, model)
+        retrained, promoted = retrain_outcome(instance, month, model)
         rows.append(
             {
                 "month": month,
@@ -311,7 +520,7 @@ def replay_table(instance: dg.DagsterInstance, plan: MonthlyPolicy, scored: Poli
                 "retrained": retrained,
                 "promoted": promoted,
                 "champion_version": logged["model_version"][0],
-                "auc_drift_policy": rank_auc(y, logged[PREDICTION].to_numpy()),
+                "auc_drift_policy": rank_auc(y, logged[model.spec.prediction].to_numpy()),
                 "auc_frozen": scored.scores[(model_of[months[0]], month)].auc,
                 "auc_monthly": scored.scores[(model_of[month], month)].auc,
                 "monthly_model": f"v{model_of[month]} (registered)"
@@ -332,24 +541,38 @@ class Frontier:
     monthly_retrains: int
     matches: bool
     """Is the replayed default the run that happened (when drift share is not a trigger)?"""
+    chosen: "pl.DataFrame | None" = None
+    halves: Halves | None = None
 
 
-def frontier(table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, policy: RetrainPolicy) -> Frontier:
-    """The drift policy replayed over its thresholds, with the frozen and monthly policies' means."""
+def frontier(
+    table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, policy: RetrainPolicy,
+    signals: Signals | None = None,
+) -> Frontier:
+    """The drift policy replayed over its triggers and thresholds, with the frozen and monthly
+    policies' means (without `signals`, the AUC rule's alone)."""
     import numpy as np
 
     means = {c: float(np.mean(table[c].to_numpy())) for c in ("auc_drift_policy", "auc_frozen", "auc_monthly")}
     # Retraining every month retrains on every month after the first scored one.
     monthly_retrains = len(plan.months) - 1
-    grid = sorted({*FRONTIER_THRESHOLDS, policy.auc_drop_threshold})
+    grids: dict[str, tuple[Any, ...]] = {AUC_DROP: tuple(sorted({*FRONTIER_THRESHOLDS, policy.auc_drop_threshold}))}
+    signal_of: dict[str, Any] = {AUC_DROP: None}
+    if signals is not None:
+        grids.update(SIGNAL_THRESHOLDS)
+        signal_of.update({DRIFT_SHARE: signals.drift_share, IMPORTANT_DRIFT: signals.important_drift})
     outcomes = [
-        simulate(t, plan.months, plan.model_of, scored.scores, scored.holdout, policy.min_auc_gain, refit)
+        simulate(
+            t, plan.months, plan.model_of, scored.scores, scored.holdout, policy.min_auc_gain, refit,
+            trigger, signal_of[trigger],
+        )
+        for trigger, grid in grids.items()
         for refit in (False, True)
         for t in grid
     ]
     intervals = paired_intervals(
         plan.months,
-        {m: scored.labelled[m][TARGET].to_numpy() for m in plan.months},
+        {m: scored.labelled[m][plan.model.spec.label].to_numpy() for m in plan.months},
         scored.probabilities,
         {str(i): o.champions for i, o in enumerate(outcomes)},
         {"frozen": [plan.model_of[plan.months[0]]] * len(plan.months), "monthly": [plan.model_of[m] for m in plan.months]},
@@ -358,10 +581,14 @@ def frontier(table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, p
     for i, outcome in enumerate(outcomes):
         outcome.intervals = {base: intervals[(str(i), base)] for base in ("frozen", "monthly")}
     # The replay ran the policy's own design: the default row is that design at its threshold.
-    default = next(o for o in outcomes if o.threshold == policy.auc_drop_threshold and o.refit == policy.refit)
-    rows = frontier_table(outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, default)
+    default = next(
+        o for o in outcomes if o.trigger == AUC_DROP and o.threshold == policy.auc_drop_threshold and o.refit == policy.refit
+    )
+    halves = Halves.of(table)
+    rows = frontier_table(outcomes, means["auc_frozen"], means["auc_monthly"], monthly_retrains, default, halves)
     matches = (
         default.retrains == int(table["retrained"].sum())
         and abs(default.mean_auc - means["auc_drift_policy"]) < 1e-9
     )
-    return Frontier(outcomes, rows, default, means, monthly_retrains, matches)
+    chosen = chosen_on_first_half(outcomes, halves, monthly_retrains)
+    return Frontier(outcomes, rows, default, means, monthly_retrains, matches, chosen, halves)

@@ -31,8 +31,21 @@ def deterministic_sample(frame: pd.DataFrame, n: int, key: str = "flight_id") ->
     """At most n rows chosen by a hash of the key: the same rows every time, whatever the row order."""
     if len(frame) <= n:
         return frame.reset_index(drop=True)
+    return sample_of_hashed(with_sample_hash(frame, key), n)
+
+
+def with_sample_hash(frame: pd.DataFrame, key: str = "flight_id") -> pd.DataFrame:
+    """The frame with the hash `deterministic_sample` orders rows by (hash a month once, then sample
+    any window of months with `sample_of_hashed` over their concatenation)."""
     digest = frame[key].astype(str).map(lambda k: hashlib.blake2b(k.encode(), digest_size=8).hexdigest())
-    return frame.assign(__h=digest).sort_values("__h").head(n).drop(columns="__h").reset_index(drop=True)
+    return frame.assign(__h=digest)
+
+
+def sample_of_hashed(hashed: pd.DataFrame, n: int) -> pd.DataFrame:
+    """`deterministic_sample`'s rows of a frame that carries `with_sample_hash`'s column."""
+    if len(hashed) <= n:
+        return hashed.drop(columns="__h").reset_index(drop=True)
+    return hashed.sort_values("__h").head(n).drop(columns="__h").reset_index(drop=True)
 
 
 def run_drift_report(
@@ -72,6 +85,31 @@ def run_drift_report(
     return summarize(
         document, features=[*numerical, *categorical], rows=(len(current), len(reference)), prediction=prediction
     )
+
+
+def column_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str]
+) -> dict[str, tuple[float, bool]]:
+    """Each feature's drift score and verdict by the test Evidently's DataDriftPreset picks for it
+    (its default per column: the normed Wasserstein distance for a numeric column with more than 5
+    values, Jensen-Shannon for the rest when the reference has over 1,000 rows; KS, chi-squared or z
+    below that), on the same prepared columns as `run_drift_report`, without building a report:
+    milliseconds a column, so the replay summary can ask it of every model and month."""
+    import numpy as np
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    out: dict[str, tuple[float, bool]] = {}
+    for column, kind in [*((c, ColumnType.Numerical) for c in numerical), *((c, ColumnType.Categorical) for c in categorical)]:
+        pair = [frame[column] for frame in (reference, current)]
+        if kind == ColumnType.Categorical:
+            pair = [values.astype("string").fillna("<missing>") for values in pair]
+        else:  # Evidently tests a numeric column on its finite values
+            pair = [values.astype(float).replace([np.inf, -np.inf], np.nan).dropna() for values in pair]
+        test = get_stattest(pair[0], pair[1], kind, None)
+        result = test(pair[0], pair[1], kind, None)
+        out[column] = (float(result.drift_score), bool(result.drifted))
+    return out
 
 
 def _prepare(frame: pd.DataFrame, categorical: list[str], target: str) -> pd.DataFrame:

@@ -266,8 +266,10 @@ def print_summary(instance: dg.DagsterInstance, summary: dg.DagsterRun) -> None:
     metadata = record.asset_materialization.metadata
     print("\n" + metadata["table"].value)
     for key in ("retrains_drift_policy", "retrains_monthly_policy", "mean_auc_drift_policy", "mean_auc_frozen",
-                "mean_auc_monthly", "monthly_policy_models"):
+                "mean_auc_monthly", "share_of_monthly_gain", "monthly_policy_models"):
         print(f"{key}: {metadata[key].value}")
+    # One row per model replayed (make run --models); each model's frontier is in the UI.
+    print("\n" + metadata["models"].value)
 
 
 def run(

@@ -148,3 +148,63 @@ def test_paired_intervals_separate_a_better_policy_and_are_zero_for_the_same_mod
     gain = (rank_auc(labels["06"], scores[("good", "06")]) - rank_auc(labels["06"], scores[("weak", "06")])) / 2
     assert 0 < low < gain < high  # the paired interval holds the observed gain, well above zero
     assert found[("same", "frozen")] == (0.0, 0.0)  # same models on the same draws: no difference at all
+
+
+def test_permutation_importance_measures_what_the_model_reads() -> None:
+    import pandas as pd
+
+    from platform_assets.ml.metrics import permutation_importance
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"read": rng.normal(size=3000), "ignored": rng.normal(size=3000)})
+    y = (frame["read"] + rng.normal(0, 0.5, 3000) > 0).astype(float).to_numpy()
+    calls = []
+
+    def predict(f: "pd.DataFrame") -> np.ndarray:
+        calls.append(len(f))
+        return f["read"].to_numpy()
+
+    importance = permutation_importance(predict, frame, y, ["read", "ignored"])
+    assert importance["ignored"] == 0.0  # shuffling what the model never reads changes no score
+    # shuffled, the column the model reads leaves it at chance: it loses about its whole edge
+    assert importance["read"] == pytest.approx(rank_auc(y, frame["read"].to_numpy()) - 0.5, abs=0.03)
+    assert calls == [3 * 3000]  # the frame and each shuffled copy in one call
+
+
+def test_a_signal_trigger_retrains_where_its_signal_reaches_the_threshold() -> None:
+    # The drift share of each champion on each month: v1 drifts from 07, v3 (promoted on 07) does not.
+    share = {
+        ("v1", "05"): 0.1, ("v1", "06"): 0.3, ("v1", "07"): 0.6, ("v1", "08"): 0.7,
+        ("v3", "08"): 0.2,
+    }
+    outcome = simulate(0.5, MONTHS, MODEL_OF, SCORES, HOLDOUT, 0.0, trigger="drift_share", signal=share)
+    assert outcome.retrained == [False, False, True, False]
+    assert outcome.champions == ["v1", "v1", "v1", "v3"]
+    # The same threshold on the AUC rule reads the AUC, not the signal: never reached here.
+    assert simulate(0.5, MONTHS, MODEL_OF, SCORES, HOLDOUT, 0.0).retrains == 0
+    with pytest.raises(ValueError, match="needs its signal"):
+        simulate(0.5, MONTHS, MODEL_OF, SCORES, HOLDOUT, 0.0, trigger="drift_share")
+
+
+def test_thresholds_are_chosen_on_the_first_half_and_judged_on_the_second() -> None:
+    import polars as pl
+
+    from platform_assets.lib.retrain_replay import Halves, chosen_on_first_half
+
+    table = pl.DataFrame({
+        "month": MONTHS,
+        "auc_frozen": [SCORES[("v1", m)].auc for m in MONTHS],
+        "auc_monthly": [SCORES[(MODEL_OF[m], m)].auc for m in MONTHS],
+    })
+    halves = Halves.of(table)
+    assert (halves.first, halves.second) == (["05", "06"], ["07", "08"])
+    outcomes = [simulate(t, MONTHS, MODEL_OF, SCORES, HOLDOUT, 0.0) for t in (0.01, 0.04, 0.05)]
+    # First half: no threshold retrains there within the budget of 0 retrains (half of one, rounded
+    # down), and none gains on it; the largest threshold wins the tie. Second half: it never retrains.
+    [chosen] = chosen_on_first_half(outcomes, halves, monthly_retrains=3).filter(pl.col("design") == "candidate (through m-1)").iter_rows(named=True)
+    assert chosen["chosen_threshold"] == 0.05 and chosen["retrains_first_half"] == 0
+    assert chosen["share_second_half"] == pytest.approx(0.0) and not chosen["meets_target"]
+    # The 0.01 rule (one retrain, on 07's report) earns its share on the second half only.
+    first, second = halves.shares(outcomes[0])
+    assert first == pytest.approx(0.0)
+    assert second == pytest.approx((0.71 - 0.69) / ((0.72 + 0.715) / 2 - (0.70 + 0.69) / 2) / 2)
