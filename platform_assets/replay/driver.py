@@ -311,7 +311,7 @@ def run(
                 stop_sensor(PORT, LOCATION, ModelKeys(prefix).sensor)
                 print(f"  {ModelKeys(prefix).sensor} stopped (not replayed; `--models` adds it)", flush=True)
             clock = Clock(instance, Feeder(current.raw_data_dir, current.landing_incoming), months)
-            prefit = Prefit(log)
+            prefit = Prefit(log, models)
             stack.callback(prefit.close)
             while True:
                 before = len(clock.decided)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from platform_assets import constants
 from platform_assets.lib.resources import shared_resources
-from platform_assets.lib.retrain_replay import MODEL, REPLAYED, monthly_policy
+from platform_assets.lib.retrain_replay import DEFAULT, Replayed, monthly_policy
 from platform_assets.ml.parallel import start_fits
 
 if TYPE_CHECKING:
@@ -47,15 +47,16 @@ def prefit(
     first_month: str,
     through: str,
     settled: Collection[str] = (),
+    model: Replayed = DEFAULT,
 ) -> tuple[list[str], list[str]]:
     """Train into the fit cache the monthly-policy models of the months scored through `through`
     that no run registered, one at a time (each claimed only while it trains), except those in
     `settled` (an earlier call's); returns (trained here, already cached or claimed by another
     process)."""
-    plan = monthly_policy(paths, client, policy, first_month, through, settled)
+    plan = monthly_policy(paths, client, policy, first_month, through, settled, model)
     trained, skipped = [], []
     for name, frame in plan.to_train.items():
-        fits = start_fits({name: frame}, plan.params, MODEL.columns, workers=1, cache=paths.fit_cache)
+        fits = start_fits({name: frame}, plan.params, model.spec.columns, workers=1, cache=paths.fit_cache)
         fits.wait(others=False)
         (trained if fits.names else skipped).append(name)
     return trained, skipped
@@ -65,14 +66,14 @@ class Prefit:
     """This module run as the replay's background process: it hears of each month once its sensor
     tick has decided (`after`), and trains what that month settled."""
 
-    def __init__(self, log: Path) -> None:
-        self.log, self.process = log, None
+    def __init__(self, log: Path, models: Sequence[str] = (DEFAULT.keys.prefix,)) -> None:
+        self.log, self.models, self.process = log, list(models), None
 
     def after(self, month: str) -> None:
         if self.process is None:
             with self.log.open("a") as sink:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", __name__],
+                    [sys.executable, "-m", __name__, "--models", *self.models],
                     stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT, text=True,
                 )
         if self.process.poll() is None and self.process.stdin is not None:
@@ -107,23 +108,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "from stdin until it closes.",
     )
     parser.add_argument("--first-month", default=constants.REPLAY_FIRST_SCORED_MONTH)
+    parser.add_argument("--models", nargs="+", default=[DEFAULT.keys.prefix], help="key prefixes of the models replayed")
     args = parser.parse_args(argv)
     os.nice(5)  # beside the run worker, below the month being judged
     resources = shared_resources()
     store = resources["mlflow_store"]
-    store.activate(MODEL.experiment)
-    client, paths, policy = store.client(), resources["platform"].paths, REPLAYED.retrain.policy
-    settled: set[str] = set()  # planned once: their frames are not built and hashed again
+    client, paths = store.client(), resources["platform"].paths
+    models = [Replayed.of(prefix) for prefix in args.models]
+    # Per model, planned once: their frames are not built and hashed again.
+    settled: dict[str, set[str]] = {m.keys.prefix: set() for m in models}
     for line in sys.stdin:
         through = line.strip()
-        started = time.perf_counter()
-        trained, skipped = prefit(paths, client, policy, args.first_month, through, settled)
-        settled.update(trained + skipped)
-        print(
-            f"prefit through {through}: trained {trained or 'none'}, cached or claimed {skipped or 'none'} "
-            f"({time.perf_counter() - started:.1f}s)",
-            flush=True,
-        )
+        for model in models:
+            started = time.perf_counter()
+            store.activate(model.spec.experiment)
+            try:
+                trained, skipped = prefit(
+                    paths, client, model.policy, args.first_month, through, settled[model.keys.prefix], model
+                )
+            except ValueError as error:  # nothing of this model scored yet: its months come later
+                print(f"prefit {model.keys.prefix} through {through}: {error}", flush=True)
+                continue
+            settled[model.keys.prefix].update(trained + skipped)
+            print(
+                f"prefit {model.keys.prefix} through {through}: trained {trained or 'none'}, cached or claimed "
+                f"{skipped or 'none'} ({time.perf_counter() - started:.1f}s)",
+                flush=True,
+            )
     return 0
 
 
