@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from platform_assets import constants
+from platform_assets.lib.frontier_table import Halves, chosen_on_first_half, frontier_table
 from platform_assets.lib.models.keys import ModelKeys
 from platform_assets.ml.declaration import ModelDeclaration, declared
 from platform_assets.ml.figures import figure
@@ -19,10 +20,8 @@ from platform_assets.ml.frontier import (
     AUC_DROP,
     DRIFT_SHARE,
     IMPORTANT_DRIFT,
-    TRIGGERS,
     MonthScore,
     PolicyOutcome,
-    gain_share,
     paired_intervals,
     simulate,
 )
@@ -38,6 +37,9 @@ if TYPE_CHECKING:
     import polars as pl
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
+
+    from platform_assets.lib.trigger_signals import Signals
+
 
 @dataclass(frozen=True)
 class Replayed:
@@ -74,7 +76,7 @@ class Replayed:
 # replays others beside it, and the summary covers every declared model the replay scored.
 DEFAULT = Replayed.of(constants.REPLAY_MODEL)
 REPLAYED: ModelDeclaration = DEFAULT.declaration
-MODEL, KEYS, PREDICTIONS = DEFAULT.spec, DEFAULT.keys, DEFAULT.predictions
+MODEL, KEYS, PREDICTIONS, TRAINING_SET = DEFAULT.spec, DEFAULT.keys, DEFAULT.predictions, DEFAULT.training_set
 
 
 def scored_months(paths: PlatformPaths, first: str, model: Replayed = DEFAULT) -> list[str]:
@@ -226,168 +228,6 @@ SIGNAL_THRESHOLDS = {
 }
 
 
-def threshold_label(t: float) -> str:
-    return "every report" if t == -math.inf else "never" if t == math.inf else f"{t:g}"
-
-
-def interval_label(interval: tuple[float, float]) -> str:
-    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
-
-
-def policy_label(o: PolicyOutcome) -> str:
-    return f"{TRIGGERS[o.trigger]} >= {threshold_label(o.threshold)}"
-
-
-def design_label(refit: bool) -> str:
-    # What a promotion serves: the gated candidate (trained through the month before the report),
-    # or its refit through the report's month.
-    return "refit through m" if refit else "candidate (through m-1)"
-
-
-@dataclass(frozen=True)
-class Halves:
-    """The scored months split in two: thresholds are chosen on the first half and judged on the
-    second, and each half has its own frozen and monthly means to measure a share of the gain."""
-
-    first: list[str]
-    second: list[str]
-    frozen: tuple[float, float]
-    monthly: tuple[float, float]
-
-    @classmethod
-    def of(cls, table: "pl.DataFrame") -> "Halves":
-        import numpy as np
-
-        cut = table.height // 2
-        half = (table.head(cut), table.tail(table.height - cut))
-        return cls(
-            half[0]["month"].to_list(), half[1]["month"].to_list(),
-            tuple(float(np.mean(h["auc_frozen"].to_numpy())) for h in half),  # type: ignore[arg-type]
-            tuple(float(np.mean(h["auc_monthly"].to_numpy())) for h in half),  # type: ignore[arg-type]
-        )
-
-    def shares(self, o: PolicyOutcome) -> tuple[float, float]:
-        cut = len(self.first)
-        means = (sum(o.aucs[:cut]) / cut, sum(o.aucs[cut:]) / max(len(o.aucs) - cut, 1))
-        return (
-            gain_share(means[0], self.frozen[0], self.monthly[0]),
-            gain_share(means[1], self.frozen[1], self.monthly[1]),
-        )
-
-    def label(self, which: int) -> str:
-        months = (self.first, self.second)[which]
-        return f"{months[0]}..{months[-1]}" if months else "none"
-
-
-def frontier_table(
-    outcomes: "list[PolicyOutcome]", frozen: float, monthly: float, monthly_retrains: int, default: PolicyOutcome,
-    halves: Halves | None = None,
-) -> "pl.DataFrame":
-    import polars as pl
-
-    order = list(TRIGGERS)
-    rows = []
-    for o in sorted(outcomes, key=lambda o: (order.index(o.trigger), o.refit, -o.threshold)):
-        first, second = halves.shares(o) if halves else (math.nan, math.nan)
-        cut = len(halves.first) if halves else 0
-        rows.append(
-            {
-                "policy": policy_label(o),
-                "design": design_label(o.refit),
-                "retrains": o.retrains,
-                "promotions": o.promotions,
-                "mean_auc": o.mean_auc,
-                "share_of_monthly_gain": gain_share(o.mean_auc, frozen, monthly),
-                # Paired bootstrap 95% intervals (flights resampled within each month) of its mean AUC
-                # minus the frozen model's and minus retraining every month's.
-                "vs_frozen_95": interval_label(o.intervals["frozen"]),
-                "vs_monthly_95": interval_label(o.intervals["monthly"]),
-                # Thresholds are chosen on the first half of the months and judged on the second.
-                "retrains_first_half": sum(o.retrained[:cut]),
-                "share_first_half": first,
-                "share_second_half": second,
-                "default": o is default,
-            }
-        )
-    rows.append(
-        {
-            "policy": "retrain every month (ungated, trained through the month before)",
-            "design": "every month",
-            "retrains": monthly_retrains,
-            "promotions": monthly_retrains,
-            "mean_auc": monthly,
-            "share_of_monthly_gain": 1.0,
-            "vs_frozen_95": "",
-            "vs_monthly_95": "",
-            "retrains_first_half": max(len(halves.first) - 1, 0) if halves else 0,
-            "share_first_half": 1.0,
-            "share_second_half": 1.0,
-            "default": False,
-        }
-    )
-    return pl.DataFrame(rows)
-
-
-def chosen_on_first_half(outcomes: "list[PolicyOutcome]", halves: Halves, monthly_retrains: int) -> "pl.DataFrame":
-    """Per trigger and design, the threshold a team would pick on the first half of the months: the
-    best share of the gain there using at most half of the first half's monthly retrains (rounded
-    down; ties go to fewer retrains), then judged on the second half and on the whole period."""
-    import polars as pl
-
-    cut = len(halves.first)
-    budget = max(cut - 1, 0) // 2
-    rows = []
-    for trigger in TRIGGERS:
-        for refit in (False, True):
-            candidates = [
-                o for o in outcomes
-                if o.trigger == trigger and o.refit == refit and math.isfinite(o.threshold)
-                and sum(o.retrained[:cut]) <= budget
-            ]
-            if not candidates:
-                continue
-            best = max(candidates, key=lambda o: (round(halves.shares(o)[0], 9), -sum(o.retrained[:cut]), o.threshold))
-            first, second = halves.shares(best)
-            rows.append(
-                {
-                    "trigger": TRIGGERS[trigger],
-                    "design": design_label(refit),
-                    "chosen_threshold": best.threshold,
-                    "retrains_first_half": sum(best.retrained[:cut]),
-                    "share_first_half": first,
-                    "share_second_half": second,
-                    "retrains": best.retrains,
-                    "share_of_monthly_gain": halves_share_whole(best, halves),
-                    "meets_target": bool(
-                        halves_share_whole(best, halves) >= TARGET_SHARE and best.retrains <= monthly_retrains // 2
-                    ),
-                }
-            )
-    return pl.DataFrame(rows)
-
-
-# The issue's bar for a policy: at least 80% of retraining every month's gain with at most half its retrains.
-TARGET_SHARE = 0.8
-
-
-def halves_share_whole(o: PolicyOutcome, halves: Halves) -> float:
-    n = len(halves.first) + len(halves.second)
-    frozen = (halves.frozen[0] * len(halves.first) + halves.frozen[1] * len(halves.second)) / n
-    monthly = (halves.monthly[0] * len(halves.first) + halves.monthly[1] * len(halves.second)) / n
-    return gain_share(o.mean_auc, frozen, monthly)
-
-
-def markdown(table: "pl.DataFrame") -> str:
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * table.width + "\n"
-
-    def cell(v: object) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
-
-    return header + "\n".join(
-        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.iter_rows()
-    )
-
-
 @dataclass
 class PolicyScores:
     """Every policy model's AUC on the months it would have served, and its gate's held-out AUC."""
@@ -450,56 +290,6 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
     return PolicyScores(scores, holdout, labelled, fits, probabilities, scorers)
 
 
-@dataclass
-class Signals:
-    """The other triggers' signals for every (model, later month) a policy could meet: the share of
-    the model's features that drifted from its training data on the month, and the share of its
-    permutation importance those drifted features carry."""
-
-    drift_share: dict[tuple[str, str], float]
-    important_drift: dict[tuple[str, str], float]
-    importance: dict[str, dict[str, float]]  # model -> feature -> AUC lost when it is shuffled
-    measured_on: dict[str, str]  # model -> the month its importance was measured on
-
-
-def trigger_signals(paths: PlatformPaths, plan: MonthlyPolicy, scored: PolicyScores) -> Signals:
-    """Drift as the model's drift report measures it (Evidently's per-column tests on the same
-    deterministic samples of the training window and the month) for every pair a policy could
-    meet; each model's importance measured on the first month it would serve (the gate's month of a
-    retrain), whose labels are known when any later report is read."""
-    import pandas as pd
-
-    from platform_assets.ml.drift import column_drift, sample_of_hashed, with_sample_hash
-    from platform_assets.ml.metrics import permutation_importance
-
-    model, months, n = plan.model, plan.months, constants.DRIFT_SAMPLE_ROWS
-    numeric, categorical = model.spec.columns.features(plan.initial_set)
-    hashed = functools.cache(lambda m: with_sample_hash(month_features(paths, plan.initial_set, m, model).to_pandas()))
-
-    def sample(window: list[str]) -> "pd.DataFrame":  # the drift report's sample of these months
-        return sample_of_hashed(pd.concat([hashed(m) for m in window], ignore_index=True), n)
-
-    current = {m: sample([m]) for m in months}
-    first_served: dict[str, str] = {}
-    for month in months:
-        first_served.setdefault(plan.model_of[month], month)
-    out = Signals({}, {}, {}, first_served)
-    for name, start in first_served.items():
-        reference = sample(plan.window_of[name].months)
-        served = current[start].head(constants.IMPORTANCE_SAMPLE_ROWS)  # already in hash order
-        importance = permutation_importance(
-            scored.scorers[name], served, served[model.spec.label].to_numpy(), [*numeric, *categorical]
-        )
-        out.importance[name] = importance
-        weight = {c: max(v, 0.0) for c, v in importance.items()}  # a feature that helps nothing weighs nothing
-        total = sum(weight.values())
-        for month in months[months.index(start):]:
-            drifted = [c for c, (_, hit) in column_drift(reference, current[month], numeric, categorical).items() if hit]
-            out.drift_share[(name, month)] = len(drifted) / (len(numeric) + len(categorical))
-            out.important_drift[(name, month)] = sum(weight[c] for c in drifted) / total if total > 0 else 0.0
-    return out
-
-
 def replay_table(instance: dg.DagsterInstance, plan: MonthlyPolicy, scored: PolicyScores) -> "pl.DataFrame":
     """Month by month: drift share, retrained?, the champion's AUC next to frozen and monthly."""
     import polars as pl
@@ -547,7 +337,7 @@ class Frontier:
 
 def frontier(
     table: "pl.DataFrame", plan: MonthlyPolicy, scored: PolicyScores, policy: RetrainPolicy,
-    signals: Signals | None = None,
+    signals: "Signals | None" = None,
 ) -> Frontier:
     """The drift policy replayed over its triggers and thresholds, with the frozen and monthly
     policies' means (without `signals`, the AUC rule's alone)."""
@@ -590,5 +380,5 @@ def frontier(
         default.retrains == int(table["retrained"].sum())
         and abs(default.mean_auc - means["auc_drift_policy"]) < 1e-9
     )
-    chosen = chosen_on_first_half(outcomes, halves, monthly_retrains)
+    chosen = chosen_on_first_half(outcomes, halves, means["auc_frozen"], means["auc_monthly"], monthly_retrains)
     return Frontier(outcomes, rows, default, means, monthly_retrains, matches, chosen, halves)

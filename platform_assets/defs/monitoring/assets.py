@@ -6,21 +6,20 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets import constants
+from platform_assets.lib.frontier_table import markdown
 from platform_assets.lib.resources import MLflowResource, PlatformPathsResource
 from platform_assets.lib.retrain_replay import (
     DEFAULT,
     Frontier,
     Replayed,
-    Signals,
     frontier,
-    markdown,
     monthly_policy,
     plot,
     replay_table,
     score_policies,
     scored_months,
-    trigger_signals,
 )
+from platform_assets.lib.trigger_signals import Signals, trigger_signals
 from platform_assets.ml.declaration import declared_models
 from platform_assets.ml.figures import bars, markdown_image, png_bytes
 from platform_assets.ml.frontier import gain_share

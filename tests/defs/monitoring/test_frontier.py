@@ -189,7 +189,7 @@ def test_a_signal_trigger_retrains_where_its_signal_reaches_the_threshold() -> N
 def test_thresholds_are_chosen_on_the_first_half_and_judged_on_the_second() -> None:
     import polars as pl
 
-    from platform_assets.lib.retrain_replay import Halves, chosen_on_first_half
+    from platform_assets.lib.frontier_table import Halves, chosen_on_first_half
 
     table = pl.DataFrame({
         "month": MONTHS,
@@ -201,7 +201,8 @@ def test_thresholds_are_chosen_on_the_first_half_and_judged_on_the_second() -> N
     outcomes = [simulate(t, MONTHS, MODEL_OF, SCORES, HOLDOUT, 0.0) for t in (0.01, 0.04, 0.05)]
     # First half: no threshold retrains there within the budget of 0 retrains (half of one, rounded
     # down), and none gains on it; the largest threshold wins the tie. Second half: it never retrains.
-    [chosen] = chosen_on_first_half(outcomes, halves, monthly_retrains=3).filter(pl.col("design") == "candidate (through m-1)").iter_rows(named=True)
+    frozen, monthly = (float(table[c].mean()) for c in ("auc_frozen", "auc_monthly"))
+    [chosen] = chosen_on_first_half(outcomes, halves, frozen, monthly, monthly_retrains=3).filter(pl.col("design") == "candidate (through m-1)").iter_rows(named=True)
     assert chosen["chosen_threshold"] == 0.05 and chosen["retrains_first_half"] == 0
     assert chosen["share_second_half"] == pytest.approx(0.0) and not chosen["meets_target"]
     # The 0.01 rule (one retrain, on 07's report) earns its share on the second half only.
