@@ -238,6 +238,7 @@ class PolicyScores:
     fits: Any
     probabilities: dict[tuple[str, str], Any]  # (model, month) -> scores of the month's labelled flights
     scorers: dict[str, Any] = field(default_factory=dict)  # model -> probabilities of a feature frame
+    features: dict[str, Any] = field(default_factory=dict)  # scored month -> its `month_features`, in pandas
 
 
 def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPolicy) -> PolicyScores:
@@ -287,7 +288,7 @@ def score_policies(paths: PlatformPaths, client: "MlflowClient", plan: MonthlyPo
         tag = client.get_model_version(spec.name, model).tags.get("holdout_auc") if model in registered else None
         # The gate's held-out month of M(m) is m; the tag keeps 5 decimals.
         holdout[model] = float(tag) if tag else round(scores[(model, month)].auc, 5)
-    return PolicyScores(scores, holdout, labelled, fits, probabilities, scorers)
+    return PolicyScores(scores, holdout, labelled, fits, probabilities, scorers, features)
 
 
 def replay_table(instance: dg.DagsterInstance, plan: MonthlyPolicy, scored: PolicyScores) -> "pl.DataFrame":

@@ -38,7 +38,12 @@ def trigger_signals(paths: PlatformPaths, plan: MonthlyPolicy, scored: PolicySco
 
     model, months, n = plan.model, plan.months, constants.DRIFT_SAMPLE_ROWS
     numeric, categorical = model.spec.columns.features(plan.initial_set)
-    hashed = functools.cache(lambda m: with_sample_hash(month_features(paths, plan.initial_set, m, model).to_pandas()))
+    def frame(month: str) -> "pd.DataFrame":  # the scored months' frames are score_policies' own
+        if month in scored.features:
+            return scored.features[month]
+        return month_features(paths, plan.initial_set, month, model).to_pandas()
+
+    hashed = functools.cache(lambda m: with_sample_hash(frame(m)))
 
     def sample(window: list[str]) -> "pd.DataFrame":  # the drift report's sample of these months
         return sample_of_hashed(pd.concat([hashed(m) for m in window], ignore_index=True), n)
