@@ -333,7 +333,6 @@ class Frontier:
     matches: bool
     """Is the replayed default the run that happened (when drift share is not a trigger)?"""
     chosen: "pl.DataFrame | None" = None
-    halves: Halves | None = None
 
 
 def frontier(
@@ -382,4 +381,4 @@ def frontier(
         and abs(default.mean_auc - means["auc_drift_policy"]) < 1e-9
     )
     chosen = chosen_on_first_half(outcomes, halves, means["auc_frozen"], means["auc_monthly"], monthly_retrains)
-    return Frontier(outcomes, rows, default, means, monthly_retrains, matches, chosen, halves)
+    return Frontier(outcomes, rows, default, means, monthly_retrains, matches, chosen)
